@@ -1,0 +1,219 @@
+"""Model configuration: the GENA-LM backbone, its head and the optional RMT wrapper.
+
+`GenaConfig` reads and writes Hugging-Face-style `config.json` files, so the official GENA-LM configs
+(`L12-H768-A12-V32k-preln.json`, ...) load as they are, and the folders we export are readable by anyone who
+knows the official format. Keys we do not use are kept in `extra` and written back unchanged.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A config file or value that cannot describe a model we can build."""
+
+
+PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
+HIDDEN_ACTS = ("gelu", "gelu_new", "relu")
+
+
+@dataclass
+class RMTConfig:
+    """Recurrent Memory Transformer settings (GENA-LM: m = 10 for promoters, m = 5 for splice sites)."""
+
+    num_mem_tokens: int = 10
+    # Segments longer than `max_n_segments` raise an error instead of being cut (the official code truncates
+    # silently). None: no limit.
+    max_n_segments: int | None = None
+    # "last": loss/readout from the last segment (sequence tasks); "mean": mean of the per-segment losses.
+    loss: str = "last"
+    # Truncated backpropagation: gradients flow through the memory of at most this many final segments.
+    # None: full backpropagation through all segments.
+    bptt_depth: int | None = None
+
+    def validate(self, input_size: int) -> None:
+        if self.num_mem_tokens < 1:
+            raise ConfigError(f"rmt.num_mem_tokens must be >= 1, got {self.num_mem_tokens}")
+        if input_size - self.num_mem_tokens - 3 < 1:
+            raise ConfigError(
+                f"rmt.num_mem_tokens={self.num_mem_tokens} leaves no room for content in a "
+                f"{input_size}-token segment")
+        if self.loss not in ("last", "mean"):
+            raise ConfigError(f"rmt.loss must be 'last' or 'mean', got {self.loss!r}")
+        if self.max_n_segments is not None and self.max_n_segments < 1:
+            raise ConfigError(f"rmt.max_n_segments must be >= 1 or null, got {self.max_n_segments}")
+        if self.bptt_depth is not None and self.bptt_depth < 1:
+            raise ConfigError(f"rmt.bptt_depth must be >= 1 or null, got {self.bptt_depth}")
+
+
+@dataclass
+class GenaConfig:
+    """A GENA-LM BERT encoder plus the head on top of it.
+
+    Field names and defaults follow the official GENA-LM `config.json` (bert-base-t2t). `last_layer_norm=None` means
+    "absent from the file": it then follows `pre_layer_norm`, as in the published code.
+    """
+
+    vocab_size: int = 32000
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+    pad_token_id: int = 3
+    pre_layer_norm: bool = True
+    last_layer_norm: bool | None = None
+    position_embedding_type: str = "absolute"
+    # Head. `num_labels` outputs; problem_type picks the loss (HF names).
+    num_labels: int = 2
+    problem_type: str | None = None
+    id2label: dict[int, str] | None = None
+    classifier_dropout: float | None = None
+    architectures: list[str] | None = None
+    # Recurrent memory; None for a plain one-segment model.
+    rmt: RMTConfig | None = None
+    # Keys of the source file that we do not interpret, written back as they were.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # ---- derived -------------------------------------------------------------------------------------------
+    @property
+    def use_last_layer_norm(self) -> bool:
+        return self.pre_layer_norm if self.last_layer_norm is None else bool(self.last_layer_norm)
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    @property
+    def labels(self) -> list[str]:
+        if self.id2label:
+            return [self.id2label[i] for i in range(self.num_labels)]
+        return [f"LABEL_{i}" for i in range(self.num_labels)]
+
+    @property
+    def segment_size(self) -> int:
+        """Content tokens one RMT segment carries: [CLS] MEM_1..MEM_m [SEP] content [SEP]."""
+        m = self.rmt.num_mem_tokens if self.rmt else 0
+        return self.max_position_embeddings - m - 3 if self.rmt else self.max_position_embeddings - 2
+
+    # ---- validation ----------------------------------------------------------------------------------------
+    def validate(self, source: str = "config") -> "GenaConfig":
+        def fail(msg: str) -> None:
+            raise ConfigError(f"{source}: {msg}")
+
+        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                     "max_position_embeddings", "type_vocab_size", "num_labels"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                fail(f"{name} must be a positive integer, got {value!r}")
+        if self.hidden_size % self.num_attention_heads:
+            fail(f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads "
+                 f"{self.num_attention_heads}")
+        if self.hidden_act not in HIDDEN_ACTS:
+            fail(f"hidden_act {self.hidden_act!r} is not supported (supported: {', '.join(HIDDEN_ACTS)})")
+        if self.position_embedding_type != "absolute":
+            fail(f"position_embedding_type {self.position_embedding_type!r} is not supported: only 'absolute' "
+                 "positions are implemented (rotary embeddings exist only in the sparse BigBird-style GENA-LM models)")
+        if self.problem_type is not None and self.problem_type not in PROBLEM_TYPES:
+            fail(f"problem_type {self.problem_type!r} is not one of {PROBLEM_TYPES}")
+        if not 0 <= self.pad_token_id < self.vocab_size:
+            fail(f"pad_token_id {self.pad_token_id} is outside the vocabulary of {self.vocab_size}")
+        if not (0.0 <= self.hidden_dropout_prob < 1 and 0.0 <= self.attention_probs_dropout_prob < 1):
+            fail("dropout probabilities must be in [0, 1)")
+        if self.layer_norm_eps <= 0:
+            fail(f"layer_norm_eps must be > 0, got {self.layer_norm_eps}")
+        if self.rmt is not None:
+            try:
+                self.rmt.validate(self.max_position_embeddings)
+            except ConfigError as err:
+                fail(str(err))
+        return self
+
+    # ---- (de)serialisation ---------------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> "GenaConfig":
+        data = dict(data)
+        if data.get("sparse_attention") or data.get("sparse_config_cls"):
+            raise ConfigError(
+                f"{source}: this is a block-sparse (BigBird-style, DeepSpeed sparse attention) GENA-LM config. "
+                "Sparse attention is not implemented here; use a full-attention GENA-LM model (bert-base-t2t, "
+                "bert-large-t2t, ...) or load the model with the official GENA-LM code and DeepSpeed.")
+        if data.get("model_type") == "big_bird":
+            raise ConfigError(
+                f"{source}: this is a stock Hugging Face BigBird config (gena-lm-bigbird-base-t2t). It is not a "
+                "GENA-LM BERT; load it with transformers' own classes: "
+                "transformers.BigBirdForMaskedLM.from_pretrained(folder).")
+        if data.get("model_type") not in (None, "bert"):
+            raise ConfigError(f"{source}: model_type {data.get('model_type')!r} is not a GENA-LM BERT model")
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra", "rmt"}
+        kwargs = {k: data.pop(k) for k in list(data) if k in known}
+        rmt = data.pop("rmt", None)
+        if rmt is not None:
+            try:
+                kwargs["rmt"] = RMTConfig(**rmt)
+            except TypeError as err:
+                raise ConfigError(f"{source}: bad rmt section {rmt!r}: {err}") from None
+        if kwargs.get("id2label"):
+            kwargs["id2label"] = {int(k): str(v) for k, v in kwargs["id2label"].items()}
+            kwargs.setdefault("num_labels", len(kwargs["id2label"]))
+        data.pop("label2id", None)
+        cfg = cls(**kwargs, extra=data)
+        # HF configs may list labels without num_labels; keep the two consistent.
+        if cfg.id2label and len(cfg.id2label) != cfg.num_labels:
+            raise ConfigError(f"{source}: id2label has {len(cfg.id2label)} entries but num_labels is "
+                              f"{cfg.num_labels}")
+        return cfg.validate(source)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.extra)
+        out.setdefault("model_type", "bert")
+        for f in dataclasses.fields(self):
+            if f.name in ("extra", "rmt"):
+                continue
+            value = getattr(self, f.name)
+            if value is None and f.name in ("last_layer_norm", "problem_type", "id2label", "classifier_dropout",
+                                            "architectures"):
+                continue  # absent stays absent (last_layer_norm=None has a meaning)
+            out[f.name] = value
+        if self.id2label:
+            out["id2label"] = {str(k): v for k, v in self.id2label.items()}
+            out["label2id"] = {v: int(k) for k, v in self.id2label.items()}
+        if self.rmt is not None:
+            out["rmt"] = dataclasses.asdict(self.rmt)
+        return out
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> "GenaConfig":
+        path = Path(path)
+        if path.is_dir():
+            path = path / "config.json"
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{path}: line {err.lineno}: invalid JSON: {err.msg}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a JSON object at the top level")
+        return cls.from_dict(data, source=str(path))
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        from .io_utils import write_text_atomic
+
+        path = Path(folder) / "config.json"
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        return path
+
+    def replace(self, **changes: Any) -> "GenaConfig":
+        return dataclasses.replace(self, **changes).validate()

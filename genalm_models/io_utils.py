@@ -1,0 +1,64 @@
+"""Small file helpers shared by the whole package (no torch, no kipoi).
+
+Outputs are written atomically: the content goes to a temporary file in the destination folder and is
+moved over the destination with `os.replace` only once it is complete, so a crash or an error never
+leaves a half-written file behind under the final name (readers see either the old file or the new
+one), and the temporary file is removed on error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+from typing import IO, Iterable, Iterator, Union
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+@contextlib.contextmanager
+def atomic_write(path: PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+    """Open a temporary file next to `path` for writing; on success it replaces `path` atomically.
+
+    `mode` is "w" (text) or "wb" (binary). If the `with` block raises, the temporary file is deleted,
+    `path` is left untouched and the exception propagates.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_write supports mode 'w' or 'wb', not {mode!r}")
+    destination = Path(path)
+    folder = destination.parent if str(destination.parent) else Path(".")
+    # Same folder as the destination: os.replace is only atomic within one file system.
+    temporary = folder / f".{destination.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    # os.open with 0o666 lets the umask decide the permissions, exactly as a plain open() would
+    # (tempfile.mkstemp would leave the final file readable by its owner only).
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        if mode == "wb":
+            handle = os.fdopen(descriptor, "wb")
+        else:
+            handle = os.fdopen(descriptor, "w", encoding=encoding, newline="")
+        with handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, destination)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def write_text_atomic(path: PathLike, content: Union[str, Iterable[str]], encoding: str = "utf-8") -> None:
+    """Write `content` to `path` atomically.
+
+    `content` is either one string, written as is, or an iterable of lines; each line gets a "\\n"
+    unless it already ends with one. An iterable is consumed lazily, so large outputs can stream; if it
+    raises midway the destination is left as it was.
+    """
+    with atomic_write(path, "w", encoding=encoding) as handle:
+        if isinstance(content, str):
+            handle.write(content)
+            return
+        for line in content:
+            handle.write(line if line.endswith("\n") else line + "\n")

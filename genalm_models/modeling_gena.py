@@ -1,0 +1,404 @@
+"""The GENA-LM BERT encoder and its heads, top to bottom.
+
+Faithful to the published GENA-LM models (see ../shared/docs/gena-lm-reference.md):
+- embeddings = word + token type + absolute position, then LayerNorm and dropout (kept in pre-LN models too);
+- pre-LN layer:  h = h + drop(Wo attn(LN1 h));  h = h + drop(W2 gelu(W1 LN2 h))
+  post-LN layer (stock BERT): h = LN(h + drop(Wo attn h));  h = LN(h + drop(W2 gelu(W1 h)))
+- a final LayerNorm on the encoder output iff `last_layer_norm` (default: `pre_layer_norm`);
+- heads: masked LM (tied decoder), sequence classification / regression on the pooled [CLS], token classification
+  (multi-label BCE with optional pos_weight and label mask).
+Module and parameter names reproduce the official checkpoints (`bert.encoder.layer.N.pre_attention_ln.weight`, ...)
+so `state_dict()` is directly an official-format checkpoint. Loading and saving checkpoints lives in `checkpoint.py`.
+
+Attention runs through `torch.nn.functional.scaled_dot_product_attention` with a key-padding mask, so a token's
+output does not depend on how much padding its batch carries.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import GenaConfig
+
+ACTIVATIONS = {
+    "gelu": F.gelu,
+    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+    "relu": F.relu,
+}
+
+
+@dataclass
+class GenaOutput:
+    """What every head returns. `hidden_states` is the final encoder output (after the last LayerNorm, if any);
+    RMT reads its memory from it."""
+
+    logits: torch.Tensor | None
+    hidden_states: torch.Tensor
+    loss: torch.Tensor | None = None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Backbone
+# ---------------------------------------------------------------------------------------------------------------
+class GenaEmbeddings(nn.Module):
+    def __init__(self, config: GenaConfig):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, inputs_embeds: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        seq_len = inputs_embeds.shape[1]
+        if seq_len > self.position_embeddings.num_embeddings:
+            raise ValueError(f"input of {seq_len} tokens is longer than the model's "
+                             f"{self.position_embeddings.num_embeddings} positions (use the RMT wrapper)")
+        h = inputs_embeds + self.position_embeddings.weight[:seq_len]
+        if token_type_ids is None:
+            h = h + self.token_type_embeddings.weight[0]
+        else:
+            h = h + self.token_type_embeddings(token_type_ids)
+        return self.dropout(self.LayerNorm(h))
+
+
+class GenaSelfAttention(nn.Module):
+    def __init__(self, config: GenaConfig):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.head_dim
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout_p = config.attention_probs_dropout_prob
+
+    def forward(self, h: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
+        batch, seq_len, hidden = h.shape
+
+        def heads(x: torch.Tensor) -> torch.Tensor:  # (B, T, H) -> (B, heads, T, head_dim)
+            return x.view(batch, seq_len, self.num_heads, self.head_dim).transpose(1, 2)
+
+        q, k, v = heads(self.query(h)), heads(self.key(h)), heads(self.value(h))
+        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
+                                             dropout_p=self.dropout_p if self.training else 0.0)
+        return ctx.transpose(1, 2).reshape(batch, seq_len, hidden)
+
+
+class GenaSelfOutput(nn.Module):
+    """Attention output projection; the post-LN variant owns the LayerNorm after the residual."""
+
+    def __init__(self, config: GenaConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        if not config.pre_layer_norm:
+            self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, ctx: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        h = residual + self.dropout(self.dense(ctx))
+        return self.LayerNorm(h) if hasattr(self, "LayerNorm") else h
+
+
+class GenaAttention(nn.Module):
+    def __init__(self, config: GenaConfig):
+        super().__init__()
+        self.self = GenaSelfAttention(config)
+        self.output = GenaSelfOutput(config)
+
+
+class GenaIntermediate(nn.Module):
+    def __init__(self, config: GenaConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.act = ACTIVATIONS[config.hidden_act]
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.act(self.dense(h))
+
+
+class GenaOutputProjection(nn.Module):
+    """FFN output projection (official name: `output`); post-LN variant owns the LayerNorm."""
+
+    def __init__(self, config: GenaConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        if not config.pre_layer_norm:
+            self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, ffn: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        h = residual + self.dropout(self.dense(ffn))
+        return self.LayerNorm(h) if hasattr(self, "LayerNorm") else h
+
+
+class GenaLayer(nn.Module):
+    def __init__(self, config: GenaConfig):
+        super().__init__()
+        self.pre_layer_norm = config.pre_layer_norm
+        if self.pre_layer_norm:
+            self.pre_attention_ln = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+            self.post_attention_ln = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.attention = GenaAttention(config)
+        self.intermediate = GenaIntermediate(config)
+        self.output = GenaOutputProjection(config)
+
+    def forward(self, h: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
+        if self.pre_layer_norm:
+            h = self.attention.output(self.attention.self(self.pre_attention_ln(h), attn_mask), residual=h)
+            return self.output(self.intermediate(self.post_attention_ln(h)), residual=h)
+        h = self.attention.output(self.attention.self(h, attn_mask), residual=h)
+        return self.output(self.intermediate(h), residual=h)
+
+
+class GenaEncoder(nn.Module):
+    def __init__(self, config: GenaConfig):
+        super().__init__()
+        self.layer = nn.ModuleList(GenaLayer(config) for _ in range(config.num_hidden_layers))
+        if config.use_last_layer_norm:
+            self.last_layer_ln = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, h: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
+        for layer in self.layer:
+            h = layer(h, attn_mask)
+        return self.last_layer_ln(h) if hasattr(self, "last_layer_ln") else h
+
+
+class GenaPooler(nn.Module):
+    def __init__(self, config: GenaConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dense(h[:, 0]))
+
+
+def padding_mask(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """(B, T) 1/0 mask -> additive (B, 1, 1, T) mask for SDPA: padded keys get -inf-like weight.
+
+    An additive float mask (rather than a boolean one) keeps SDPA on its fused CPU kernels; a row of all-padding
+    keys cannot occur because [CLS] is never padding.
+    """
+    if attention_mask is None:
+        return None
+    keep = attention_mask[:, None, None, :].to(torch.bool)
+    return torch.zeros(keep.shape, dtype=dtype, device=keep.device).masked_fill(~keep, torch.finfo(dtype).min)
+
+
+class GenaModel(nn.Module):
+    """The encoder: `bert.*` in official checkpoints."""
+
+    def __init__(self, config: GenaConfig, add_pooling_layer: bool = False):
+        super().__init__()
+        self.config = config
+        self.embeddings = GenaEmbeddings(config)
+        self.encoder = GenaEncoder(config)
+        self.pooler = GenaPooler(config) if add_pooling_layer else None
+
+    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None,
+                inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
+        if inputs_embeds is None:
+            if input_ids is None:
+                raise ValueError("give input_ids or inputs_embeds")
+            inputs_embeds = self.embeddings.word_embeddings(input_ids)
+        h = self.embeddings(inputs_embeds, token_type_ids)
+        return self.encoder(h, padding_mask(attention_mask, h.dtype))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Heads
+# ---------------------------------------------------------------------------------------------------------------
+class GenaPreTrainedModel(nn.Module):
+    """Shared weight initialisation (BERT's, with GENA-LM's scaled pre-LN output projections)."""
+
+    config: GenaConfig
+
+    def init_weights(self) -> None:
+        std = self.config.initializer_range
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, std=std)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, std=std)
+                if module.padding_idx is not None:
+                    with torch.no_grad():
+                        module.weight[module.padding_idx].zero_()
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        if self.config.pre_layer_norm:
+            # Residual branches add up over 2 * layers sublayers: scale their output projections down.
+            scaled = std / math.sqrt(2 * self.config.num_hidden_layers)
+            for layer in self.bert.encoder.layer:
+                nn.init.normal_(layer.attention.output.dense.weight, std=scaled)
+                nn.init.normal_(layer.output.dense.weight, std=scaled)
+        self.tie_weights()
+
+    def tie_weights(self) -> None:
+        pass
+
+    @property
+    def word_embeddings(self) -> nn.Embedding:
+        return self.bert.embeddings.word_embeddings
+
+
+class GenaPredictionHead(nn.Module):
+    """`cls.predictions`: dense + act + LayerNorm, then a decoder tied to the word embeddings."""
+
+    def __init__(self, config: GenaConfig):
+        super().__init__()
+        self.transform = nn.Module()
+        self.transform.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.transform.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.act = ACTIVATIONS[config.hidden_act]
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+        # Official checkpoints carry both `cls.predictions.bias` and `cls.predictions.decoder.bias`: one tensor.
+        self.bias = self.decoder.bias
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        h = self.transform.LayerNorm(self.act(self.transform.dense(h)))
+        return self.decoder(h)
+
+
+class GenaForMaskedLM(GenaPreTrainedModel):
+    """Masked LM. `labels` uses -100 for positions that carry no loss (HF convention)."""
+
+    def __init__(self, config: GenaConfig):
+        super().__init__()
+        self.config = config
+        self.bert = GenaModel(config, add_pooling_layer=False)
+        self.cls = nn.Module()
+        self.cls.predictions = GenaPredictionHead(config)
+        self.init_weights()
+
+    def tie_weights(self) -> None:
+        self.cls.predictions.decoder.weight = self.bert.embeddings.word_embeddings.weight
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, inputs_embeds=None,
+                labels: torch.Tensor | None = None, logits_positions: torch.Tensor | None = None) -> GenaOutput:
+        h = self.bert(input_ids, attention_mask, token_type_ids, inputs_embeds)
+        if labels is not None:
+            # Only masked positions need the (vocab-wide) decoder: skip the rest, it is most of the head's cost.
+            selected = labels != -100
+            logits = self.cls.predictions(h[selected])
+            loss = F.cross_entropy(logits.float(), labels[selected]) if logits.numel() else h.sum() * 0.0
+            return GenaOutput(logits=logits, hidden_states=h, loss=loss)
+        return GenaOutput(logits=self.cls.predictions(h), hidden_states=h)
+
+
+def sequence_loss(logits: torch.Tensor, labels: torch.Tensor, problem_type: str | None) -> torch.Tensor:
+    logits = logits.float()
+    if problem_type == "regression":
+        return F.mse_loss(logits, labels.float().view_as(logits))
+    if problem_type == "multi_label_classification":
+        return F.binary_cross_entropy_with_logits(logits, labels.float())
+    return F.cross_entropy(logits, labels.long().view(-1))
+
+
+class GenaForSequenceClassification(GenaPreTrainedModel):
+    """Classification or regression on the pooled [CLS] token (`problem_type` picks the loss)."""
+
+    def __init__(self, config: GenaConfig):
+        super().__init__()
+        self.config = config
+        self.bert = GenaModel(config, add_pooling_layer=True)
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.init_weights()
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(self.bert.pooler(h)))
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, inputs_embeds=None,
+                labels: torch.Tensor | None = None) -> GenaOutput:
+        h = self.bert(input_ids, attention_mask, token_type_ids, inputs_embeds)
+        logits = self.head(h)
+        loss = sequence_loss(logits, labels, self.config.problem_type) if labels is not None else None
+        return GenaOutput(logits=logits, hidden_states=h, loss=loss)
+
+
+def token_loss(logits: torch.Tensor, labels: torch.Tensor, labels_mask: torch.Tensor | None,
+               pos_weight: torch.Tensor | None) -> torch.Tensor:
+    """Multi-label BCE over tokens. `labels_mask` (B, T) selects the tokens that carry a label."""
+    per_label = F.binary_cross_entropy_with_logits(logits.float(), labels.float(), reduction="none",
+                                                   pos_weight=pos_weight)
+    if labels_mask is None:
+        return per_label.mean()
+    mask = labels_mask.to(per_label.dtype).unsqueeze(-1).expand_as(per_label)
+    return (per_label * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+class GenaForTokenClassification(GenaPreTrainedModel):
+    """Per-token multi-label classification (GENA-LM splice sites: acceptor / donor)."""
+
+    def __init__(self, config: GenaConfig):
+        super().__init__()
+        self.config = config
+        self.bert = GenaModel(config, add_pooling_layer=False)
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.register_buffer("pos_weight", None, persistent=False)
+        self.init_weights()
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(h))
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, inputs_embeds=None,
+                labels: torch.Tensor | None = None, labels_mask: torch.Tensor | None = None) -> GenaOutput:
+        h = self.bert(input_ids, attention_mask, token_type_ids, inputs_embeds)
+        logits = self.head(h)
+        loss = None
+        if labels is not None:
+            loss = token_loss(logits, labels, labels_mask, self.pos_weight)
+        return GenaOutput(logits=logits, hidden_states=h, loss=loss)
+
+
+class GenaForEmbedding(GenaPreTrainedModel):
+    """The bare backbone as a model with the common interface: logits are None, hidden_states the embeddings."""
+
+    def __init__(self, config: GenaConfig):
+        super().__init__()
+        self.config = config
+        self.bert = GenaModel(config, add_pooling_layer=False)
+        self.init_weights()
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, inputs_embeds=None,
+                labels=None) -> GenaOutput:
+        return GenaOutput(logits=None, hidden_states=self.bert(input_ids, attention_mask, token_type_ids,
+                                                               inputs_embeds))
+
+
+HEADS: dict[str, type[GenaPreTrainedModel]] = {
+    "mlm": GenaForMaskedLM,
+    "sequence_classification": GenaForSequenceClassification,
+    "token_classification": GenaForTokenClassification,
+    "embedding": GenaForEmbedding,
+}
+
+# `architectures` names in official config.json files -> our head.
+ARCHITECTURE_HEADS = {
+    "BertForMaskedLM": "mlm",
+    "BertForPreTraining": "mlm",
+    "BertForSequenceClassification": "sequence_classification",
+    "BertForTokenClassification": "token_classification",
+    "BertModel": "embedding",
+}
+HEAD_ARCHITECTURES = {
+    "mlm": "BertForMaskedLM",
+    "sequence_classification": "BertForSequenceClassification",
+    "token_classification": "BertForTokenClassification",
+    "embedding": "BertModel",
+}
+
+
+def build_model(config: GenaConfig, head: str) -> GenaPreTrainedModel:
+    if head not in HEADS:
+        raise ValueError(f"unknown head {head!r}; choose one of {sorted(HEADS)}")
+    return HEADS[head](config)

@@ -1,0 +1,252 @@
+"""The GENA-LM encoder and heads: definitions, official configs and checkpoints, padding invariance."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from genalm_models.checkpoint import CheckpointError, load_model, save_model
+from genalm_models.config import ConfigError, GenaConfig
+from genalm_models.modeling_gena import (GenaForMaskedLM, GenaForSequenceClassification, GenaForTokenClassification,
+                                         GenaModel, build_model)
+
+OFFICIAL_CONFIGS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gena_lm_official" / "configs"
+
+
+def tiny_config(**changes) -> GenaConfig:
+    base = dict(vocab_size=64, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=80,
+                max_position_embeddings=96, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    base.update(changes)
+    return GenaConfig(**base).validate()
+
+
+def randomise_norms(model: torch.nn.Module) -> None:
+    """LayerNorms start as identity; give them random affine parameters so their order matters in the checks."""
+    torch.manual_seed(1)
+    for module in model.modules():
+        if isinstance(module, torch.nn.LayerNorm):
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.normal_(0, 0.1)
+
+
+def test_post_ln_equals_transformers_bert():
+    transformers = pytest.importorskip("transformers")
+    cfg = tiny_config(pre_layer_norm=False, layer_norm_eps=1e-12, num_labels=3)
+    ours = GenaForSequenceClassification(cfg).eval()
+    randomise_norms(ours)
+    hf_cfg = transformers.BertConfig(
+        vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size, num_hidden_layers=cfg.num_hidden_layers,
+        num_attention_heads=cfg.num_attention_heads, intermediate_size=cfg.intermediate_size,
+        max_position_embeddings=cfg.max_position_embeddings, layer_norm_eps=cfg.layer_norm_eps,
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, pad_token_id=cfg.pad_token_id, num_labels=3)
+    hf = transformers.BertForSequenceClassification(hf_cfg).eval()
+    missing, unexpected = hf.load_state_dict(ours.state_dict(), strict=False)
+    assert not [k for k in missing if "position_ids" not in k], missing
+    assert not unexpected
+    ids = torch.randint(5, 64, (2, 40))
+    mask = torch.ones_like(ids)
+    mask[1, 30:] = 0
+    with torch.no_grad():
+        ref = hf(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+        out = ours(ids, mask)
+    torch.testing.assert_close(out.hidden_states[0], ref.hidden_states[-1][0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out.hidden_states[1, :30], ref.hidden_states[-1][1, :30], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out.logits, ref.logits, atol=1e-5, rtol=1e-5)
+
+
+def test_mlm_head_equals_transformers_post_ln():
+    transformers = pytest.importorskip("transformers")
+    cfg = tiny_config(pre_layer_norm=False)
+    ours = GenaForMaskedLM(cfg).eval()
+    randomise_norms(ours)
+    hf_cfg = transformers.BertConfig(
+        vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size, num_hidden_layers=cfg.num_hidden_layers,
+        num_attention_heads=cfg.num_attention_heads, intermediate_size=cfg.intermediate_size,
+        max_position_embeddings=cfg.max_position_embeddings, hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0, pad_token_id=cfg.pad_token_id)
+    hf = transformers.BertForMaskedLM(hf_cfg).eval()
+    hf.load_state_dict(ours.state_dict(), strict=False)
+    ids = torch.randint(5, 64, (2, 25))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(ids).logits, hf(input_ids=ids).logits, atol=1e-5, rtol=1e-5)
+
+
+def manual_pre_ln_forward(model: GenaModel, ids: torch.Tensor) -> torch.Tensor:
+    """The published pre-LN definition written out with plain tensor ops."""
+    cfg = model.config
+    emb = model.embeddings
+    t = ids.shape[1]
+    h = emb.word_embeddings.weight[ids] + emb.position_embeddings.weight[:t] + emb.token_type_embeddings.weight[0]
+    h = F.layer_norm(h, (cfg.hidden_size,), emb.LayerNorm.weight, emb.LayerNorm.bias, cfg.layer_norm_eps)
+    nh, hd = cfg.num_attention_heads, cfg.head_dim
+    for layer in model.encoder.layer:
+        x = F.layer_norm(h, (cfg.hidden_size,), layer.pre_attention_ln.weight, layer.pre_attention_ln.bias,
+                         cfg.layer_norm_eps)
+        att = layer.attention.self
+        q = (x @ att.query.weight.T + att.query.bias).view(1, t, nh, hd).transpose(1, 2)
+        k = (x @ att.key.weight.T + att.key.bias).view(1, t, nh, hd).transpose(1, 2)
+        v = (x @ att.value.weight.T + att.value.bias).view(1, t, nh, hd).transpose(1, 2)
+        probs = torch.softmax(q @ k.transpose(-1, -2) / hd ** 0.5, dim=-1)
+        ctx = (probs @ v).transpose(1, 2).reshape(1, t, cfg.hidden_size)
+        h = h + ctx @ layer.attention.output.dense.weight.T + layer.attention.output.dense.bias
+        x = F.layer_norm(h, (cfg.hidden_size,), layer.post_attention_ln.weight, layer.post_attention_ln.bias,
+                         cfg.layer_norm_eps)
+        ffn = F.gelu(x @ layer.intermediate.dense.weight.T + layer.intermediate.dense.bias)
+        h = h + ffn @ layer.output.dense.weight.T + layer.output.dense.bias
+    if cfg.use_last_layer_norm:
+        h = F.layer_norm(h, (cfg.hidden_size,), model.encoder.last_layer_ln.weight, model.encoder.last_layer_ln.bias,
+                         cfg.layer_norm_eps)
+    return h
+
+
+@pytest.mark.parametrize("last_layer_norm", [True, False])
+def test_pre_ln_order_of_operations(last_layer_norm):
+    cfg = tiny_config(pre_layer_norm=True, last_layer_norm=last_layer_norm, layer_norm_eps=1e-5)
+    model = GenaForMaskedLM(cfg).eval()
+    randomise_norms(model)
+    ids = torch.randint(5, 64, (1, 33))
+    with torch.no_grad():
+        torch.testing.assert_close(model.bert(ids), manual_pre_ln_forward(model.bert, ids), atol=1e-5, rtol=1e-5)
+    assert hasattr(model.bert.encoder, "last_layer_ln") == last_layer_norm
+    names = set(model.state_dict())
+    assert "bert.encoder.layer.0.pre_attention_ln.weight" in names
+    assert "bert.encoder.layer.0.post_attention_ln.weight" in names
+    assert not any("attention.output.LayerNorm" in n for n in names)
+
+
+def test_last_layer_norm_defaults_to_pre_layer_norm():
+    assert GenaConfig.from_dict({"pre_layer_norm": True}).use_last_layer_norm
+    assert not GenaConfig.from_dict({"pre_layer_norm": False}).use_last_layer_norm
+    assert not GenaConfig.from_dict({"pre_layer_norm": True, "last_layer_norm": False}).use_last_layer_norm
+    # absent stays absent when written back
+    assert "last_layer_norm" not in GenaConfig.from_dict({"pre_layer_norm": True}).to_dict()
+
+
+def test_padding_invariance():
+    cfg = tiny_config(num_labels=2)
+    torch.manual_seed(0)
+    for model in (GenaForSequenceClassification(cfg).eval(), GenaForTokenClassification(cfg).eval()):
+        ids = torch.randint(5, 64, (1, 21))
+        with torch.no_grad():
+            alone = model(ids, torch.ones_like(ids))
+            for pad in (1, 7, 60):
+                padded = torch.cat([ids, torch.full((1, pad), cfg.pad_token_id)], dim=1)
+                mask = torch.cat([torch.ones(1, 21, dtype=torch.long), torch.zeros(1, pad, dtype=torch.long)], 1)
+                out = model(padded, mask)
+                torch.testing.assert_close(out.hidden_states[:, :21], alone.hidden_states, atol=1e-5, rtol=1e-5)
+                if isinstance(model, GenaForSequenceClassification):
+                    torch.testing.assert_close(out.logits, alone.logits, atol=1e-5, rtol=1e-5)
+            # changing a real token changes the output: the comparison above is not vacuous
+            other = ids.clone()
+            other[0, 5] = (other[0, 5] + 1 - 5) % 59 + 5
+            assert not torch.allclose(model(other).hidden_states, alone.hidden_states, atol=1e-4)
+
+
+@pytest.mark.skipif(not OFFICIAL_CONFIGS.is_dir(), reason="../shared/data/gena_lm_official is not beside the repo")
+def test_every_official_config_loads_or_is_rejected_clearly():
+    seen = 0
+    for path in sorted(OFFICIAL_CONFIGS.glob("*.json")):
+        data = json.loads(path.read_text())
+        if "sparse_attention" in data or data.get("model_type") == "big_bird":
+            with pytest.raises(ConfigError, match="sparse|BigBird"):
+                GenaConfig.from_json(path)
+            continue
+        cfg = GenaConfig.from_json(path)
+        seen += 1
+        assert cfg.layer_norm_eps == data["layer_norm_eps"]
+        assert cfg.use_last_layer_norm == data.get("last_layer_norm", data["pre_layer_norm"])
+        # build at reduced depth (full size would take seconds of RAM per model): the layer count is the only change
+        model = build_model(cfg.replace(num_hidden_layers=1), "mlm")
+        assert model.bert.embeddings.word_embeddings.weight.shape == (cfg.vocab_size, cfg.hidden_size)
+        assert hasattr(model.bert.encoder, "last_layer_ln") == cfg.use_last_layer_norm
+        assert model.bert.encoder.layer[0].pre_attention_ln.eps == data["layer_norm_eps"]
+    assert seen == 3
+
+
+def official_state_dict(model: torch.nn.Module) -> dict:
+    """What an official hub file holds: every name, tied copies included, plus the position_ids buffer."""
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    state["bert.embeddings.position_ids"] = torch.arange(model.config.max_position_embeddings)[None]
+    return state
+
+
+@pytest.mark.parametrize("head", ["mlm", "sequence_classification", "token_classification"])
+def test_official_checkpoint_folder_round_trip(tmp_path, head):
+    cfg = tiny_config(num_labels=2)
+    model = build_model(cfg, head).eval()
+    randomise_norms(model)
+    official = tmp_path / "official"
+    official.mkdir()
+    data = cfg.to_dict()
+    data["architectures"] = [{"mlm": "BertForMaskedLM", "sequence_classification": "BertForSequenceClassification",
+                              "token_classification": "BertForTokenClassification"}[head]]
+    (official / "config.json").write_text(json.dumps(data))
+    torch.save(official_state_dict(model), official / "pytorch_model.bin")
+    loaded, report = load_model(official)
+    assert report.clean, str(report)
+    assert type(loaded) is type(model)
+    ids = torch.randint(5, 64, (2, 17))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(ids).hidden_states, model(ids).hidden_states)
+    # and our safetensors export keeps the official names
+    save_model(loaded, tmp_path / "ours")
+    from safetensors.torch import load_file
+    names = set(load_file(str(tmp_path / "ours" / "model.safetensors")))
+    assert "bert.encoder.layer.0.attention.self.query.weight" in names
+    again, report = load_model(tmp_path / "ours", strict=True)
+    with torch.no_grad():
+        torch.testing.assert_close(again.eval()(ids).hidden_states, model(ids).hidden_states)
+
+
+def test_missing_and_unexpected_parameters_are_reported(tmp_path):
+    cfg = tiny_config()
+    mlm = GenaForMaskedLM(cfg)
+    save_model(mlm, tmp_path)
+    # a pretrained MLM folder loaded for fine-tuning: the classifier and pooler are new, the MLM head is unused
+    model, report = load_model(tmp_path, head="sequence_classification")
+    assert {"classifier.weight", "bert.pooler.dense.weight"} <= set(report.missing)
+    assert "cls.predictions.transform.dense.weight" in report.unexpected
+    with pytest.raises(CheckpointError, match="newly initialised"):
+        load_model(tmp_path, head="sequence_classification", strict=True)
+
+
+class NotATensor:
+    """An arbitrary object: unpickling it would run code from the file's author."""
+
+
+def test_pickle_checkpoints_are_loaded_without_arbitrary_objects(tmp_path):
+    cfg = tiny_config()
+    cfg.save(tmp_path)
+    torch.save({"bert.embeddings.word_embeddings.weight": NotATensor()}, tmp_path / "pytorch_model.bin")
+    with pytest.raises(CheckpointError, match="safely"):
+        load_model(tmp_path)
+
+
+def test_shape_mismatch_is_an_error(tmp_path):
+    save_model(GenaForMaskedLM(tiny_config()), tmp_path)
+    cfg = tiny_config(hidden_size=48)
+    with pytest.raises(CheckpointError, match="shape"):
+        load_model(tmp_path, config=cfg)
+
+
+def test_bad_configs_name_the_problem(tmp_path):
+    bad = tmp_path / "config.json"
+    bad.write_text('{"hidden_size": 30, "num_attention_heads": 4}')
+    with pytest.raises(ConfigError, match="not a multiple"):
+        GenaConfig.from_json(bad)
+    bad.write_text('{"hidden_size": 32,\n "num_attention_heads": }')
+    with pytest.raises(ConfigError, match="line 2"):
+        GenaConfig.from_json(bad)
+    with pytest.raises(ConfigError, match="not found"):
+        GenaConfig.from_json(tmp_path / "nope.json")
+
+
+def test_fp16_storage_round_trip(tmp_path):
+    model = GenaForSequenceClassification(tiny_config()).eval()
+    save_model(model, tmp_path, dtype=torch.float16)
+    loaded, report = load_model(tmp_path, strict=True)
+    assert loaded.bert.embeddings.word_embeddings.weight.dtype == torch.float32
+    ids = torch.randint(5, 64, (2, 17))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(ids).logits, model(ids).logits, atol=2e-3, rtol=2e-3)
