@@ -332,6 +332,7 @@ def default_index_cache_dir() -> Path:
 
 
 def _writable_dir(preferred: Path) -> Path:
+    """`preferred` if it can be created and written to, else a per-user folder in the temp dir."""
     try:
         preferred.mkdir(parents=True, exist_ok=True)
         probe = preferred / f".probe.{os.getpid()}.{secrets.token_hex(4)}"
@@ -388,9 +389,17 @@ class Genome:
         if _is_fresh(beside_fai, self.path) and (beside_gzi is None or _is_fresh(beside_gzi, self.path)):
             return beside_fai, beside_gzi
 
-        cache = _writable_dir(Path(index_dir) if index_dir is not None else default_index_cache_dir())
-        stat = self.path.stat()
-        key = hashlib.sha256(f"{self.path}\0{stat.st_mtime_ns}\0{stat.st_size}".encode()).hexdigest()[:16]
+        if index_dir is not None:
+            cache = Path(index_dir)
+            try:
+                cache.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise GenomeError(f"cannot create the FASTA index folder {cache}: {exc}") from exc
+        else:
+            cache = _writable_dir(default_index_cache_dir())
+        fasta_stat = self.path.stat()
+        identity = f"{self.path}\0{fasta_stat.st_mtime_ns}\0{fasta_stat.st_size}"
+        key = hashlib.sha256(identity.encode()).hexdigest()[:16]
         fai = cache / f"{self.path.name}.{key}.fai"
         gzi = cache / f"{self.path.name}.{key}.gzi" if bgzf else None
         if fai.is_file() and (gzi is None or gzi.is_file()):

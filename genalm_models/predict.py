@@ -1,0 +1,242 @@
+"""The one prediction path: DNA strings -> tokens -> length-aware batches -> model -> numpy.
+
+The Kipoi models, the variant scorer and training evaluation all call `Predictor`; none has its own batching
+loop. It owns:
+- tokenization (upper-casing, gap tokens) and the content-token layout: plain models see `[CLS] tokens [SEP]`,
+  RMT models see only the content tokens and build their own segments;
+- length-aware batching: sequences are sorted by token count and batched up to `batch_size` sequences and
+  `max_batch_tokens` tokens, padding only to the longest in a batch; outputs come back in input order;
+- device and precision: CPU or GPU, fp32 by default, bf16 autocast on request;
+- output transforms from the model config: softmax (single-label), sigmoid (multi-label, token tasks) or raw values
+  (regression); for token heads, per-token tracks with nucleotide offsets or per-nucleotide arrays;
+- optional reverse-complement averaging.
+`forward_content` is also the training loop's forward, so training and inference share the model call.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import GenaConfig
+from .genome import reverse_complement
+from .modeling_gena import GenaForMaskedLM, GenaForSequenceClassification, GenaOutput
+from .rmt import RMT
+from .tasks.base import TokenTrack
+from .tokenizer import GenaTokenizer, token_values_to_nucleotides
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The head model inside DDP / torch.compile / RMT wrappers."""
+    while True:
+        if hasattr(model, "module"):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif isinstance(model, RMT):
+            model = model.model
+        else:
+            return model
+
+
+def is_rmt(model: torch.nn.Module) -> bool:
+    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
+        model = getattr(model, "module", None) or model._orig_mod
+    return isinstance(model, RMT)
+
+
+def max_content_tokens(model: torch.nn.Module) -> int | None:
+    """Longest content a model takes in one call: None (any length) for RMT, else positions - 2."""
+    if is_rmt(model):
+        return None
+    return unwrap(model).config.max_position_embeddings - 2
+
+
+def pad_batch(rows: Sequence[Sequence[int]], pad_id: int, device: torch.device | str = "cpu"
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(1, max(len(r) for r in rows))
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = r
+        mask[i, : len(r)] = 1
+    return torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)
+
+
+def forward_content(model: torch.nn.Module, content_ids: torch.Tensor, content_mask: torch.Tensor,
+                    cls_id: int, sep_id: int, pad_id: int, labels: torch.Tensor | None = None,
+                    labels_mask: torch.Tensor | None = None) -> GenaOutput:
+    """Run any model on right-padded content tokens (no specials). Token-level outputs and labels are aligned
+    with `content_ids` whatever the model: plain models get `[CLS] ... [SEP]` added and stripped here."""
+    if is_rmt(model):
+        return model(content_ids, content_mask, labels=labels, labels_mask=labels_mask)
+    limit = max_content_tokens(model)
+    lengths = content_mask.sum(dim=1)
+    if int(lengths.max()) > limit:
+        raise ValueError(f"a sequence has {int(lengths.max())} tokens but this model takes at most {limit} "
+                         "(it has no recurrent memory); use an RMT model or shorter inputs")
+    batch, width = content_ids.shape
+    ids = torch.full((batch, width + 2), pad_id, dtype=content_ids.dtype, device=content_ids.device)
+    ids[:, 0] = cls_id
+    ids[:, 1: width + 1] = torch.where(content_mask.bool(), content_ids, pad_id)
+    ids[torch.arange(batch, device=ids.device), lengths + 1] = sep_id
+    mask = F.pad(content_mask, (1, 1))
+    mask[:, 0] = 1
+    mask[torch.arange(batch, device=ids.device), lengths + 1] = 1
+    head = unwrap(model)
+    token_level = not isinstance(head, GenaForSequenceClassification)
+    if labels is not None and token_level:
+        # labels follow the content tokens: shift them under [CLS]/[SEP]
+        fill = -100 if isinstance(head, GenaForMaskedLM) else 0
+        labels = F.pad(labels, (0, 0, 1, 1) if labels.dim() == 3 else (1, 1), value=fill)
+        if labels_mask is not None:
+            labels_mask = F.pad(labels_mask, (1, 1))
+        elif not isinstance(head, GenaForMaskedLM):
+            labels_mask = F.pad(content_mask, (1, 1))
+    if isinstance(head, GenaForMaskedLM):
+        out = model(ids, mask, labels=labels)
+    elif labels_mask is not None:
+        out = model(ids, mask, labels=labels, labels_mask=labels_mask)
+    else:
+        out = model(ids, mask, labels=labels)
+    if token_level:
+        hidden = out.hidden_states[:, 1: width + 1]
+        logits = out.logits
+        if logits is not None and not (isinstance(head, GenaForMaskedLM) and labels is not None):
+            logits = logits[:, 1: width + 1]
+        return GenaOutput(logits=logits, hidden_states=hidden, loss=out.loss)
+    return out
+
+
+@dataclass
+class Encoded:
+    ids: list[int]
+    offsets: np.ndarray | None  # (T, 2) nucleotide spans, for token-level outputs
+
+
+class Predictor:
+    """Predictions for DNA strings from a loaded model and its tokenizer."""
+
+    def __init__(self, model: torch.nn.Module, tokenizer: GenaTokenizer, device: str | torch.device | None = None,
+                 precision: str = "fp32", batch_size: int = 32, max_batch_tokens: int = 32 * 512,
+                 progress: bool = False):
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.precision = precision
+        self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.progress = progress
+        self.config: GenaConfig = unwrap(model).config
+        self.head = unwrap(model)
+        self.token_level = not isinstance(self.head, GenaForSequenceClassification)
+
+    # ---- tokenization ----------------------------------------------------------------------------------------
+    def encode(self, seqs: Sequence[str], with_offsets: bool) -> list[Encoded]:
+        if with_offsets:
+            pairs = self.tokenizer.encode_batch_with_offsets(list(seqs), add_special_tokens=False)
+            return [Encoded(list(ids), np.asarray(offs, dtype=np.int64).reshape(-1, 2)) for ids, offs in pairs]
+        return [Encoded(ids, None) for ids in self.tokenizer.encode_batch(list(seqs), add_special_tokens=False)]
+
+    def batches(self, encoded: Sequence[Encoded]) -> Iterator[list[int]]:
+        """Indices of `encoded` grouped into length-sorted batches within the sequence and token budgets."""
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].ids))
+        limit = max_content_tokens(self.model)
+        batch: list[int] = []
+        for i in order:
+            n = len(encoded[i].ids)
+            if limit is not None and n > limit:
+                raise ValueError(f"sequence {i} has {n} tokens but this model takes at most {limit} per input "
+                                 "(no recurrent memory); sequences are never truncated silently")
+            cost = (len(batch) + 1) * max(n, 1)  # sorted: the newcomer is the longest
+            if batch and (len(batch) >= self.batch_size or cost > self.max_batch_tokens):
+                yield batch
+                batch = []
+            batch.append(i)
+        if batch:
+            yield batch
+
+    # ---- model call --------------------------------------------------------------------------------------------
+    def autocast(self):
+        if self.precision == "bf16":
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def run(self, rows: Sequence[Sequence[int]]) -> GenaOutput:
+        ids, mask = pad_batch(rows, self.tokenizer.pad_id, self.device)
+        with torch.inference_mode(), self.autocast():
+            return forward_content(self.model, ids, mask, self.tokenizer.cls_id, self.tokenizer.sep_id,
+                                   self.tokenizer.pad_id)
+
+    def outputs(self, logits: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        if self.token_level or self.config.problem_type == "multi_label_classification":
+            return torch.sigmoid(logits)
+        if self.config.problem_type == "regression":
+            return logits
+        return torch.softmax(logits, dim=-1)
+
+    # ---- public API -------------------------------------------------------------------------------------------
+    def predict(self, seqs: Sequence[str], level: str = "nucleotide", rc_average: bool = False) -> list:
+        """Outputs in input order.
+
+        Sequence heads: one (C,) array per sequence. Token heads: level="token" gives `TokenTrack`s,
+        level="nucleotide" one (len(seq), C) array per sequence (each nucleotide takes its token's value).
+        rc_average: also predict the reverse complement and average (token tracks are flipped back first).
+        """
+        if level not in ("token", "nucleotide"):
+            raise ValueError(f"level must be 'token' or 'nucleotide', got {level!r}")
+        forward = self._predict_strand(seqs, level)
+        if not rc_average:
+            return forward
+        if self.token_level and level == "token":
+            raise ValueError("reverse-complement averaging of token tracks needs level='nucleotide' "
+                             "(the two strands tokenize differently)")
+        reverse = self._predict_strand([reverse_complement(s) for s in seqs], level)
+        if self.token_level:
+            return [(f + r[::-1]) / 2 for f, r in zip(forward, reverse)]
+        return [(f + r) / 2 for f, r in zip(forward, reverse)]
+
+    def _predict_strand(self, seqs: Sequence[str], level: str) -> list:
+        encoded = self.encode(seqs, with_offsets=self.token_level)
+        results: list = [None] * len(seqs)
+        batches = list(self.batches(encoded))
+        if self.progress:
+            from tqdm.auto import tqdm
+            batches = tqdm(batches, desc="predict", unit="batch")
+        for batch in batches:
+            out = self.run([encoded[i].ids for i in batch])
+            if not self.token_level:
+                values = self.outputs(out.logits).cpu().numpy()
+                for row, i in enumerate(batch):
+                    results[i] = values[row]
+                continue
+            source = out.hidden_states if out.logits is None else self.outputs(out.logits)
+            values = source.float().cpu().numpy()
+            for row, i in enumerate(batch):
+                track = values[row, : len(encoded[i].ids)]
+                if level == "token":
+                    results[i] = TokenTrack(probs=track, offsets=encoded[i].offsets)
+                else:
+                    results[i] = token_values_to_nucleotides(track, encoded[i].offsets, len(seqs[i]))
+        return results
+
+    def embed(self, seqs: Sequence[str]) -> list[np.ndarray]:
+        """Mean of the last-layer states over each sequence's content tokens (pooled embedding)."""
+        encoded = self.encode(seqs, with_offsets=False)
+        results: list = [None] * len(seqs)
+        for batch in self.batches(encoded):
+            out = self.run([encoded[i].ids for i in batch])
+            states = out.hidden_states.float()
+            if not self.token_level:
+                raise ValueError("pooled embeddings need a token-level model (embedding / MLM head)")
+            for row, i in enumerate(batch):
+                n = len(encoded[i].ids)
+                results[i] = states[row, :n].mean(dim=0).cpu().numpy()
+        return results

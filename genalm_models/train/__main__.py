@@ -1,0 +1,158 @@
+"""`python -m genalm_models.train <command>`: the GENA-LM training pipeline.
+
+  tokenizer  train a BPE tokenizer (GENA-LM recipe) from FASTA files or a built corpus
+  corpus     build the pretraining corpus (documents of sentences, both strands, passes, VCF haplotypes)
+  pack       tokenize a corpus and pack it into MLM samples
+  pretrain   MLM pretraining            (a run config; data.task: mlm)
+  rmt        RMT pretraining/fine-tuning (a run config with model.rmt, optionally data.segment_curriculum)
+  finetune   fine-tune on a task         (data.task: promoter | splice | chromatin | enhancer)
+  evaluate   metrics of a model folder on a task's held-out split
+  export     write a Kipoi model folder from a run directory or an HF-format GENA-LM folder
+
+Run configs are YAML (see recipes/); any key can be overridden: `train.steps=200 optim.lr=3e-4`.
+Multi-process: `torchrun --nproc-per-node 2 -m genalm_models.train pretrain --config ...`; multi-node:
+`torchrun --nnodes 2 --node-rank R --nproc-per-node G --rdzv-backend c10d --rdzv-endpoint HOST:PORT -m
+genalm_models.train pretrain --config ...`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def cmd_tokenizer(args) -> None:
+    from ..pretrain.corpus import iter_corpus_sentences, iter_fasta_sentences
+    from ..tokenizer import train_bpe_tokenizer
+
+    if args.corpus:
+        sentences = iter_corpus_sentences(args.corpus)
+    else:
+        sentences = iter_fasta_sentences(args.fasta, seed=args.seed, exclude=args.exclude_contigs,
+                                         max_bp=args.max_bp)
+    tok = train_bpe_tokenizer(sentences, vocab_size=args.vocab_size)
+    tok.save(args.out)
+    print(f"tokenizer with {tok.vocab_size} tokens written to {args.out}")
+
+
+def cmd_corpus(args) -> None:
+    from ..pretrain.corpus import CorpusConfig, build_corpus
+
+    overrides = dict(kv.split("=", 1) for kv in args.set)
+    cfg = CorpusConfig.from_cli(fasta=args.fasta, out_dir=args.out, vcf=args.vcf, samples=args.samples,
+                                exclude_regions=args.exclude_bed, overwrite=args.overwrite, **overrides)
+    summary = build_corpus(cfg)
+    print(json.dumps(summary, indent=2))
+
+
+def cmd_pack(args) -> None:
+    from ..pretrain.corpus import iter_corpus_documents
+    from ..pretrain.packing import pack_documents
+    from ..tokenizer import GenaTokenizer
+
+    tok = GenaTokenizer.from_pretrained(args.tokenizer)
+    docs = (doc["sentences"] for doc in iter_corpus_documents(args.corpus))
+    info = pack_documents(docs, tok, args.max_tokens, args.out, source=str(args.corpus))
+    print(json.dumps(info, indent=2))
+
+
+def cmd_train(args) -> None:
+    from .config import RunConfig
+    from .loop import train
+
+    cfg = RunConfig.load(args.config, args.overrides)
+    if args.command == "rmt" and cfg.model.rmt is None:
+        raise SystemExit(f"{args.config}: the rmt command needs a model.rmt section")
+    if args.command == "finetune" and cfg.data.task == "mlm":
+        raise SystemExit(f"{args.config}: finetune needs data.task to be a downstream task, not mlm")
+    metrics = train(cfg, resume=args.resume)
+    if metrics:
+        print(json.dumps(metrics, indent=2))
+
+
+def cmd_evaluate(args) -> None:
+    from .evaluate import evaluate_folder
+
+    evaluate_folder(args.model, args.config, args.overrides, split=args.split, out=args.out,
+                    bootstrap=args.bootstrap, precision=args.precision)
+
+
+def cmd_export(args) -> None:
+    from ..export import export_model
+
+    path = export_model(args.source, args.out, name=args.name, config_path=args.config, fp16=not args.fp32)
+    print(f"Kipoi model written to {path}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m genalm_models.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("tokenizer", help="train a BPE tokenizer")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--fasta", nargs="+", help="FASTA files (plain or BGZF)")
+    src.add_argument("--corpus", help="a corpus folder from `corpus`")
+    p.add_argument("--out", required=True)
+    p.add_argument("--vocab-size", type=int, default=32000)
+    p.add_argument("--exclude-contigs", nargs="*", default=[])
+    p.add_argument("--max-bp", type=int, default=None, help="stop after this many bp of sentences")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_tokenizer)
+
+    p = sub.add_parser("corpus", help="build the pretraining corpus")
+    p.add_argument("--fasta", nargs="+", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--vcf", default=None)
+    p.add_argument("--samples", nargs="*", default=None, help="VCF samples whose haplotypes are emitted")
+    p.add_argument("--exclude-bed", default=None, help="BED of regions left out (e.g. held-out test regions)")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--set", nargs="*", default=[], help="CorpusConfig fields, key=value")
+    p.set_defaults(func=cmd_corpus)
+
+    p = sub.add_parser("pack", help="tokenize and pack a corpus into MLM samples")
+    p.add_argument("--corpus", required=True)
+    p.add_argument("--tokenizer", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--max-tokens", type=int, default=510,
+                   help="tokens per sample: 510 for a 512-position model; n_segments * segment_size for RMT")
+    p.set_defaults(func=cmd_pack)
+
+    for name, help_text in (("pretrain", "MLM pretraining"), ("rmt", "RMT pretraining / fine-tuning"),
+                            ("finetune", "fine-tune on a downstream task")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--config", required=True)
+        p.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint")
+        p.add_argument("overrides", nargs="*", help="section.key=value")
+        p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a model folder on a task")
+    p.add_argument("--model", required=True, help="model folder (a checkpoint or an exported model)")
+    p.add_argument("--config", required=True, help="run config naming the task and its data")
+    p.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    p.add_argument("--out", default=None, help="write the metrics as JSON here")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for 95%% CIs (0: none)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("overrides", nargs="*")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("export", help="export a Kipoi model folder")
+    p.add_argument("--source", required=True, help="run directory, checkpoint folder or HF-format GENA-LM folder")
+    p.add_argument("--out", required=True)
+    p.add_argument("--name", required=True, help="Kipoi model name, e.g. GENA-LM/promoter")
+    p.add_argument("--config", default=None, help="run config (default: the run directory's config.yaml)")
+    p.add_argument("--fp32", action="store_true", help="store fp32 weights (default fp16)")
+    p.set_defaults(func=cmd_export)
+
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError) as err:
+        # bad configs and data files: one clear line, no traceback
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

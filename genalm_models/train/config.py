@@ -1,0 +1,203 @@
+"""One typed config per run: YAML file + `section.key=value` overrides, saved next to the checkpoints.
+
+The same config drives training, export and the Kipoi model: `model` describes the network (or where to start
+from), `data` the task, `optim`/`train` the loop. Defaults are GENA-LM's published recipe where one exists
+(AdamW, lr 1e-4, 10k warm-up steps for pretraining, 15% masking); the small CPU recipes override them.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+from ..io_utils import write_text_atomic
+
+
+class RunConfigError(ValueError):
+    pass
+
+
+@dataclass
+class ModelSection:
+    # Start from an existing model folder (ours or an official HF-format GENA-LM checkpoint), or build from
+    # `config` (GenaConfig fields) when null.
+    init_from: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    tokenizer: str | None = None      # tokenizer folder; default: the init_from folder
+    head: str = "mlm"                 # mlm | sequence_classification | token_classification
+    rmt: dict[str, Any] | None = None  # RMTConfig fields: wraps the model in recurrent memory
+
+
+@dataclass
+class DataSection:
+    task: str = "mlm"                 # mlm | promoter | splice | chromatin | enhancer
+    packed: str | None = None         # MLM: folder of packed samples (train pack ...)
+    valid_packed: str | None = None   # MLM: held-out packed samples for validation loss
+    args: dict[str, Any] = field(default_factory=dict)  # the task's own config (paths, windows, splits)
+    # MLM masking (GENA-LM recipe)
+    mlm_probability: float = 0.15
+    short_sample_probability: float = 0.1
+    # RMT curriculum: list of [start_step, n_segments] (e.g. [[0, 2], [1000, 4], [2000, 8]]); and with probability
+    # `random_segments_probability` a step uses a random number of segments in 1..current maximum.
+    segment_curriculum: list[list[int]] | None = None
+    random_segments_probability: float = 0.0
+    num_workers: int = 0
+
+
+@dataclass
+class OptimSection:
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
+    eps: float = 1e-6
+    warmup_steps: int = 10_000
+    schedule: str = "linear"          # linear | cosine | constant (after warm-up)
+    clip_grad_norm: float | None = 1.0
+
+
+@dataclass
+class TrainSection:
+    steps: int = 100
+    micro_batch_size: int = 8
+    grad_accum: int = 1
+    precision: str = "fp32"           # fp32 | bf16 | fp16 (fp16 uses loss scaling)
+    seed: int = 42
+    device: str = "auto"              # auto | cpu | cuda
+    log_every: int = 10
+    eval_every: int = 100
+    save_every: int = 100
+    keep_checkpoints: int = 2
+    eval_batch_size: int = 32
+    dropout: bool = True              # False: disable dropout (exact-equivalence tests)
+    compile: bool = False             # torch.compile the model
+    max_eval_examples: int | None = None
+
+
+@dataclass
+class RunConfig:
+    run_dir: str = "runs/run"
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    train: TrainSection = field(default_factory=TrainSection)
+
+    # ---- load / save ---------------------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> "RunConfig":
+        return _build(cls, data, source, "").validate(source)
+
+    @classmethod
+    def load(cls, path: str | Path, overrides: list[str] = ()) -> "RunConfig":
+        path = Path(path)
+        if not path.is_file():
+            raise RunConfigError(f"{path}: config file not found")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f"line {mark.line + 1}: " if mark else ""
+            raise RunConfigError(f"{path}: {where}invalid YAML: {getattr(err, 'problem', err)}") from None
+        if not isinstance(data, dict):
+            raise RunConfigError(f"{path}: expected a mapping at the top level")
+        apply_overrides(data, overrides)
+        return cls.from_dict(data, str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        write_text_atomic(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    # ---- checks --------------------------------------------------------------------------------------------
+    def validate(self, source: str = "config") -> "RunConfig":
+        def fail(msg: str) -> None:
+            raise RunConfigError(f"{source}: {msg}")
+
+        t, o, d, m = self.train, self.optim, self.data, self.model
+        if t.steps < 1 or t.micro_batch_size < 1 or t.grad_accum < 1:
+            fail("train.steps, train.micro_batch_size and train.grad_accum must be >= 1")
+        if t.precision not in ("fp32", "bf16", "fp16"):
+            fail(f"train.precision must be fp32, bf16 or fp16, got {t.precision!r}")
+        if t.device not in ("auto", "cpu", "cuda"):
+            fail(f"train.device must be auto, cpu or cuda, got {t.device!r}")
+        if min(t.log_every, t.eval_every, t.save_every) < 1:
+            fail("train.log_every / eval_every / save_every must be >= 1")
+        if o.lr <= 0 or o.warmup_steps < 0:
+            fail("optim.lr must be > 0 and optim.warmup_steps >= 0")
+        if o.schedule not in ("linear", "cosine", "constant"):
+            fail(f"optim.schedule must be linear, cosine or constant, got {o.schedule!r}")
+        if m.head not in ("mlm", "sequence_classification", "token_classification"):
+            fail(f"model.head must be mlm, sequence_classification or token_classification, got {m.head!r}")
+        if d.task == "mlm":
+            if m.head != "mlm":
+                fail("data.task mlm needs model.head mlm")
+            if not d.packed:
+                fail("data.packed (a folder made by `train pack`) is required for MLM training")
+        if m.init_from is None and not m.tokenizer:
+            fail("model.tokenizer is required when model.init_from is not given")
+        if d.segment_curriculum is not None:
+            if m.rmt is None:
+                fail("data.segment_curriculum needs model.rmt")
+            steps = [s for s, _ in d.segment_curriculum]
+            if steps != sorted(steps) or steps[0] != 0 or any(n < 1 for _, n in d.segment_curriculum):
+                fail("data.segment_curriculum must be [[0, n0], [step1, n1], ...] with increasing steps, n >= 1")
+        if not 0 <= d.random_segments_probability <= 1:
+            fail("data.random_segments_probability must be in [0, 1]")
+        return self
+
+
+def _build(cls, data: Any, source: str, prefix: str):
+    if not isinstance(data, dict):
+        raise RunConfigError(f"{source}: {prefix or 'config'} must be a mapping, got {data!r}")
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise RunConfigError(f"{source}: unknown key(s) {', '.join(prefix + k for k in sorted(unknown))}; "
+                             f"known: {', '.join(sorted(names))}")
+    kwargs = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _build(hint, value, source, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _check_type(value, hint, f"{source}: {prefix}{name}")
+    return cls(**kwargs)
+
+
+def _check_type(value: Any, hint: Any, where: str) -> Any:
+    base = {int: (int,), float: (int, float), str: (str,), bool: (bool,)}
+    options = getattr(hint, "__args__", None) if str(hint).startswith(("typing.Optional", "typing.Union")) or \
+        " | " in str(hint) else None
+    candidates = options if options else (hint,)
+    if value is None and type(None) in candidates:
+        return None
+    for cand in candidates:
+        if cand in base:
+            if isinstance(value, base[cand]) and not (cand is not bool and isinstance(value, bool)):
+                return float(value) if cand is float else value
+        elif getattr(cand, "__origin__", None) in (list, dict) and isinstance(value, cand.__origin__):
+            return value
+    raise RunConfigError(f"{where}: expected {hint}, got {value!r}")
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> None:
+    """`train.lr=3e-4`, `model.config.hidden_size=256`, `data.args.window=[249,50]`: values are parsed as YAML."""
+    for item in overrides:
+        if "=" not in item:
+            raise RunConfigError(f"override {item!r} is not of the form section.key=value")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise RunConfigError(f"override {item!r}: value is not valid YAML") from None
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise RunConfigError(f"override {item!r}: {part} is not a section")
+        node[parts[-1]] = value

@@ -1,0 +1,390 @@
+"""The training loop: MLM pretraining, RMT pretraining and fine-tuning, one process or many (torchrun).
+
+Read it top to bottom: set-up, model, data, optimizer, resume, then a plain loop of
+    for step: for micro-batch: forward, backward;  clip, optimizer step;  log, evaluate, checkpoint.
+Distributed runs use torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR...), NCCL on GPU and gloo
+on CPU; data is sharded by the deterministic global-batch sampler, losses and metrics are reduced across ranks, and
+only rank 0 writes.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from ..checkpoint import load_model
+from ..config import GenaConfig, RMTConfig
+from ..modeling_gena import build_model
+from ..predict import Predictor, forward_content, unwrap
+from ..pretrain.masking import MaskingConfig
+from ..pretrain.packing import PackedSamples
+from ..rmt import RMT
+from ..tokenizer import GenaTokenizer
+from .config import RunConfig, RunConfigError
+from .data import GlobalBatchSampler, MLMDataset, SampleRef, TaskDataset, collate
+from .state import latest_checkpoint, load_trainer_state, rng_state, save_checkpoint
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# set-up
+# ---------------------------------------------------------------------------------------------------------------
+def setup_distributed(device_pref: str) -> tuple[int, int, torch.device]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    use_cuda = device_pref == "cuda" or (device_pref == "auto" and torch.cuda.is_available())
+    if device_pref == "cuda" and not torch.cuda.is_available():
+        raise RunConfigError("train.device is cuda but no GPU is visible")
+    if use_cuda:
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    else:
+        device = torch.device("cpu")
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return rank, world, device
+
+
+def learning_rate(step: int, cfg: RunConfig) -> float:
+    """Linear warm-up, then linear decay to 0 / cosine decay to 10% / constant."""
+    o, total = cfg.optim, cfg.train.steps
+    if step < o.warmup_steps:
+        return o.lr * (step + 1) / o.warmup_steps
+    if o.schedule == "constant":
+        return o.lr
+    progress = (step - o.warmup_steps) / max(1, total - o.warmup_steps)
+    if o.schedule == "linear":
+        return o.lr * max(0.0, 1.0 - progress)
+    return o.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def disable_dropout(model: torch.nn.Module) -> None:
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        if hasattr(module, "dropout_p"):
+            module.dropout_p = 0.0
+
+
+def build_task(cfg: RunConfig):
+    if cfg.data.task == "mlm":
+        return None
+    from ..tasks import make_task
+    return make_task(cfg.data.task, cfg.data.args, seed=cfg.train.seed)
+
+
+def build_model_and_tokenizer(cfg: RunConfig, task, log) -> tuple[torch.nn.Module, GenaTokenizer]:
+    m = cfg.model
+    tokenizer = GenaTokenizer.from_pretrained(m.tokenizer or m.init_from)
+    head_fields = {}
+    if task is not None:
+        head_fields = dict(num_labels=len(task.labels), problem_type=task.problem_type,
+                           id2label=dict(enumerate(task.labels)))
+    if m.init_from:
+        model, report = load_model(m.init_from, head=m.head, num_labels=head_fields.get("num_labels"))
+        log(str(report))
+        if head_fields:
+            inner = unwrap(model)
+            inner.config = inner.config.replace(**head_fields)
+    else:
+        config = GenaConfig.from_dict({**m.config, "vocab_size": tokenizer.vocab_size,
+                                       "pad_token_id": tokenizer.pad_id, **head_fields}, source="model.config")
+        torch.manual_seed(cfg.train.seed)
+        model = build_model(config, m.head)
+    if m.rmt is not None and not isinstance(model, RMT):
+        torch.manual_seed(cfg.train.seed + 1)
+        model = RMT(model, RMTConfig(**m.rmt), cls_id=tokenizer.cls_id, sep_id=tokenizer.sep_id,
+                    pad_id=tokenizer.pad_id)
+    if unwrap(model).config.vocab_size != tokenizer.vocab_size:
+        raise RunConfigError(f"the model's vocabulary ({unwrap(model).config.vocab_size}) does not match the "
+                             f"tokenizer's ({tokenizer.vocab_size}): take the tokenizer from the checkpoint folder")
+    if not cfg.train.dropout:
+        disable_dropout(model)
+    return model, tokenizer
+
+
+def segment_budget(cfg: RunConfig, model: torch.nn.Module):
+    """RMT curriculum: the token budget of a step (None: the full packed sample)."""
+    curriculum = cfg.data.segment_curriculum
+    if not curriculum or not isinstance(model, RMT):
+        return None
+    seg = model.segment_size
+
+    def at(step: int) -> int:
+        n = [n for start, n in curriculum if start <= step][-1]
+        if cfg.data.random_segments_probability > 0:
+            rng = np.random.default_rng([cfg.train.seed, step, 7])
+            if rng.random() < cfg.data.random_segments_probability:
+                n = int(rng.integers(1, n + 1))
+        return n * seg
+
+    return at
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# evaluation
+# ---------------------------------------------------------------------------------------------------------------
+def evaluate_task(model, tokenizer, task, examples, cfg: RunConfig, device, rank: int, world: int) -> dict:
+    """Metrics of `task` on `examples`, through the shared predict path; examples sharded over ranks."""
+    if cfg.train.max_eval_examples:
+        examples = examples[: cfg.train.max_eval_examples]
+    mine = list(range(rank, len(examples), world))
+    predictor = Predictor(unwrap_ddp(model), tokenizer, device=device,
+                          precision="bf16" if cfg.train.precision == "bf16" else "fp32",
+                          batch_size=cfg.train.eval_batch_size)
+    level = "token" if task.head == "token_classification" else "nucleotide"
+    preds = predictor.predict([examples[i].seq for i in mine], level=level)
+    if world > 1:
+        gathered = [None] * world
+        dist.all_gather_object(gathered, list(zip(mine, preds)))
+        pairs = sorted(p for part in gathered for p in part)
+        preds = [p for _, p in pairs]
+    return task.metrics(examples, preds)
+
+
+def evaluate_mlm(model, valid: MLMDataset, tokenizer, cfg: RunConfig, device, rank: int, world: int) -> dict:
+    """Masked-token loss and accuracy on held-out packed samples (masking fixed: epoch 0)."""
+    n = len(valid) if not cfg.train.max_eval_examples else min(len(valid), cfg.train.max_eval_examples)
+    totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
+    bs = cfg.train.eval_batch_size
+    with torch.no_grad(), autocast(cfg, device):
+        for first in range(rank * bs, n, world * bs):
+            items = [valid[SampleRef(0, i)] for i in range(first, min(first + bs, n))]
+            batch = {k: v.to(device) for k, v in collate(items, tokenizer.pad_id).items()}
+            out = forward_content(model, batch["ids"], batch["mask"], tokenizer.cls_id, tokenizer.sep_id,
+                                  tokenizer.pad_id, labels=batch["labels"])
+            target = batch["labels"][batch["labels"] != -100]
+            totals += torch.tensor([out.loss.item() * len(target), (out.logits.argmax(-1) == target).sum().item(),
+                                    len(target)], dtype=torch.float64, device=device)
+    if world > 1:
+        dist.all_reduce(totals)
+    loss_sum, correct, count = totals.tolist()
+    return {"mlm_loss": loss_sum / max(count, 1), "mlm_accuracy": correct / max(count, 1)}
+
+
+def unwrap_ddp(model):
+    return model.module if isinstance(model, DDP) else model
+
+
+def autocast(cfg: RunConfig, device: torch.device):
+    if cfg.train.precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if cfg.train.precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the run
+# ---------------------------------------------------------------------------------------------------------------
+def train(cfg: RunConfig, resume: bool = False) -> dict:
+    rank, world, device = setup_distributed(cfg.train.device)
+    run_dir = Path(cfg.run_dir)
+    t_cfg = cfg.train
+
+    def log(msg: str) -> None:
+        if rank == 0:
+            print(msg, flush=True)
+
+    # ---- run folder: a new run refuses to overwrite; --resume needs the same config --------------------------
+    saved_cfg = run_dir / "config.yaml"
+    checkpoint = latest_checkpoint(run_dir) if resume else None
+    if rank == 0:
+        if resume and saved_cfg.is_file():
+            if RunConfig.load(saved_cfg).to_dict() != cfg.to_dict():
+                raise RunConfigError(f"{saved_cfg} differs from the config given to --resume; resume with the "
+                                     "saved config (or start a new run_dir)")
+        elif not resume and (run_dir / "checkpoints").exists():
+            raise RunConfigError(f"{run_dir} already holds checkpoints: pass --resume to continue it, or choose a "
+                                 "new run_dir")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cfg.save(saved_cfg)
+    if world > 1:
+        dist.barrier()
+
+    # ---- model, data --------------------------------------------------------------------------------------------
+    task = build_task(cfg)
+    model, tokenizer = build_model_and_tokenizer(cfg, task, log)
+    if checkpoint is not None:
+        model, _ = load_model(checkpoint, head=cfg.model.head, strict=True)
+        if not t_cfg.dropout:
+            disable_dropout(model)
+    model.to(device)
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"model: {n_params / 1e6:.2f}M parameters, head {cfg.model.head}"
+        f"{', RMT' if isinstance(model, RMT) else ''}; {world} process(es) on {device}")
+
+    if task is None:
+        train_set = MLMDataset(PackedSamples.open(cfg.data.packed), tokenizer,
+                               MaskingConfig(mlm_probability=cfg.data.mlm_probability,
+                                             short_sample_probability=cfg.data.short_sample_probability),
+                               seed=t_cfg.seed)
+        valid_set = (MLMDataset(PackedSamples.open(cfg.data.valid_packed), tokenizer,
+                                train_set.masking, seed=t_cfg.seed + 1) if cfg.data.valid_packed else None)
+        splits = None
+    else:
+        splits = task.build()
+        train_set = TaskDataset(splits["train"], tokenizer, token_level=task.head == "token_classification")
+        if task.head == "token_classification" and getattr(task, "pos_weight", None) is not None:
+            unwrap(model).pos_weight = torch.tensor(task.pos_weight, dtype=torch.float32, device=device)
+        log(f"task {task.name}: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))
+
+    # ---- optimizer, precision, resume ------------------------------------------------------------------------
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]  # biases and LayerNorms
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.optim.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=cfg.optim.lr, betas=tuple(cfg.optim.betas), eps=cfg.optim.eps,
+                                  foreach=device.type == "cuda")
+    scaler = torch.amp.GradScaler(device.type) if t_cfg.precision == "fp16" else None
+    start_step = 0
+    if checkpoint is not None:
+        meta = load_trainer_state(checkpoint, optimizer, scaler, rank, world)  # RNGs included
+        start_step = meta["step"] + 1
+        log(f"resumed from {checkpoint} (step {meta['step']})")
+        if rank == 0:
+            trim_metrics(run_dir / "metrics.jsonl", meta["step"])
+    else:
+        torch.manual_seed(t_cfg.seed + rank)  # dropout streams: distinct per rank, fixed per seed
+        if rank == 0 and (run_dir / "metrics.jsonl").exists():
+            (run_dir / "metrics.jsonl").unlink()
+
+    train_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None) if world > 1 else model
+    if t_cfg.compile:
+        train_model = torch.compile(train_model)
+
+    sampler = GlobalBatchSampler(len(train_set), t_cfg.micro_batch_size, world, rank, t_cfg.grad_accum,
+                                 t_cfg.seed, start_step, t_cfg.steps, max_tokens_at=segment_budget(cfg, model))
+    loader = torch.utils.data.DataLoader(
+        train_set, batch_sampler=sampler, collate_fn=partial(collate, pad_id=tokenizer.pad_id),
+        num_workers=cfg.data.num_workers, pin_memory=device.type == "cuda",
+        # workers draw their seeds from this generator, not from the global RNG that dropout uses
+        generator=torch.Generator().manual_seed(t_cfg.seed), persistent_workers=False)
+    batches = iter(loader)
+
+    writer = open_tensorboard(run_dir) if rank == 0 else None
+    progress = None
+    if rank == 0 and os.environ.get("GENALM_PROGRESS", "1") != "0":
+        from tqdm.auto import tqdm
+        progress = tqdm(total=t_cfg.steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True)
+
+    # ---- the loop ------------------------------------------------------------------------------------------------
+    last_metrics: dict = {}
+    window = {"loss": 0.0, "tokens": 0, "wait": 0.0, "time": time.perf_counter(), "steps": 0}
+    model.train()
+    for step in range(start_step, t_cfg.steps):
+        lr = learning_rate(step, cfg)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        step_loss = torch.zeros((), device=device)
+        for accum_step in range(t_cfg.grad_accum):
+            t0 = time.perf_counter()
+            batch = next(batches)
+            window["wait"] += time.perf_counter() - t0
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            sync = accum_step == t_cfg.grad_accum - 1
+            with (contextlib.nullcontext() if sync or world == 1 else train_model.no_sync()), autocast(cfg, device):
+                out = forward_content(train_model, batch["ids"], batch["mask"], tokenizer.cls_id, tokenizer.sep_id,
+                                      tokenizer.pad_id, labels=batch["labels"],
+                                      labels_mask=batch.get("labels_mask"))
+                loss = out.loss / t_cfg.grad_accum
+            (scaler.scale(loss) if scaler else loss).backward()
+            step_loss += loss.detach()
+            window["tokens"] += int(batch["mask"].sum())
+        if scaler:
+            scaler.unscale_(optimizer)
+        if cfg.optim.clip_grad_norm:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip_grad_norm)
+        if scaler:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        window["loss"] += step_loss.item()
+        window["steps"] += 1
+        if progress:
+            progress.update(1)
+
+        last = step == t_cfg.steps - 1
+        if (step + 1) % t_cfg.log_every == 0 or last:
+            stats = torch.tensor([window["loss"], window["tokens"], window["wait"]], dtype=torch.float64,
+                                 device=device)
+            if world > 1:
+                dist.all_reduce(stats)
+            elapsed = time.perf_counter() - window["time"]
+            record = {"step": step + 1, "lr": lr, "train_loss": stats[0].item() / world / window["steps"],
+                      "tokens_per_s": stats[1].item() / elapsed,
+                      "data_wait_fraction": stats[2].item() / world / elapsed}
+            last_metrics.update(record)
+            write_metrics(run_dir, record, writer, rank)
+            if progress:
+                progress.set_postfix(loss=f"{record['train_loss']:.4f}", tok_s=f"{record['tokens_per_s']:.0f}")
+            window = {"loss": 0.0, "tokens": 0, "wait": 0.0, "time": time.perf_counter(), "steps": 0}
+        if (step + 1) % t_cfg.eval_every == 0 or last:
+            model.eval()
+            if task is not None:
+                metrics = evaluate_task(model, tokenizer, task, splits["valid"], cfg, device, rank, world)
+            elif valid_set is not None:
+                metrics = evaluate_mlm(model, valid_set, tokenizer, cfg, device, rank, world)
+            else:
+                metrics = {}
+            model.train()
+            if metrics:
+                record = {"step": step + 1, **{f"valid_{k}": v for k, v in metrics.items()}}
+                last_metrics.update(record)
+                write_metrics(run_dir, record, writer, rank)
+                log(f"step {step + 1}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        if (step + 1) % t_cfg.save_every == 0 or last:
+            rng_states = [rng_state()]
+            if world > 1:
+                rng_states = [None] * world
+                dist.all_gather_object(rng_states, rng_state())
+            if rank == 0:
+                save_checkpoint(run_dir, step, model, tokenizer, optimizer, scaler, rng_states,
+                                extra={"train_loss": last_metrics.get("train_loss")},
+                                keep=t_cfg.keep_checkpoints)
+            if world > 1:
+                dist.barrier()
+    if progress:
+        progress.close()
+    if writer:
+        writer.close()
+    return last_metrics
+
+
+def write_metrics(run_dir: Path, record: dict, writer, rank: int) -> None:
+    if rank != 0:
+        return
+    with open(run_dir / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+    if writer:
+        for key, value in record.items():
+            if key != "step":
+                writer.add_scalar(key, value, record["step"])
+
+
+def trim_metrics(path: Path, step: int) -> None:
+    """After a resume, drop log lines written after the checkpoint (they will be written again)."""
+    if not path.is_file():
+        return
+    from ..io_utils import write_text_atomic
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    kept = [line for line in lines if json.loads(line)["step"] <= step + 1]
+    write_text_atomic(path, "".join(line + "\n" for line in kept))
+
+
+def open_tensorboard(run_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except Exception:  # tensorboard not installed: the JSONL log is enough
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"))
