@@ -491,3 +491,16 @@ def test_command_line(tmp_path, capsys):
     # A second run into the same folder is refused with a clear message, not a traceback.
     assert corpus_main(["--fasta", str(fasta), "--output-dir", str(tmp_path / "out")]) == 2
     assert "overwrite" in capsys.readouterr().err
+
+
+def test_excluded_regions_never_reach_the_corpus(tmp_path, chr20_fasta):
+    """Held-out test regions are masked with N: no document overlaps them, and the rest is still tiled."""
+    bed = tmp_path / "test_regions.bed"
+    bed.write_text("chr20\t500000\t900000\ttest\n")
+    cfg = CorpusConfig(fasta_paths=[str(chr20_fasta)], output_dir=str(tmp_path / "c"), passes=2,
+                       exclude_regions=str(bed))
+    build_corpus(cfg)
+    docs = list(iter_corpus_documents(tmp_path / "c"))
+    assert docs
+    assert all(d["end"] <= 500000 or d["start"] >= 900000 for d in docs)
+    assert any(d["start"] >= 900000 for d in docs) and any(d["end"] <= 500000 for d in docs)

@@ -32,8 +32,8 @@ def mlm_data(tmp_path_factory, chr20_fasta):
     out = run(TRAIN + ["tokenizer", "--fasta", str(chr20_fasta), "--out", str(root / "tok"), "--vocab-size", "300",
                        "--max-bp", "400000"])
     assert out.returncode == 0, out.stderr
-    out = run(TRAIN + ["corpus", "--fasta", str(chr20_fasta), "--out", str(root / "corpus"),
-                       "--set", "passes=1", "shard_documents=4"])
+    out = run(TRAIN + ["corpus", "--fasta", str(chr20_fasta), "--output-dir", str(root / "corpus"),
+                       "--passes", "1", "--documents-per-shard", "4"])
     assert out.returncode == 0, out.stderr
     for name in ("packed", "packed_valid"):
         out = run(TRAIN + ["pack", "--corpus", str(root / "corpus"), "--tokenizer", str(root / "tok"),

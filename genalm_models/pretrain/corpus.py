@@ -72,7 +72,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Generator, Iterable, Iterator, NamedTuple, Optional, Sequence, Union
 
-from genalm_models.genome import Genome, GenomeError, VcfReader, parse_genotype, reverse_complement
+from genalm_models.genome import Genome, GenomeError, VcfReader, parse_genotype, read_bed, reverse_complement
 from genalm_models.io_utils import atomic_write
 
 logger = logging.getLogger(__name__)
@@ -128,6 +128,9 @@ class CorpusConfig:
     output_format: str = "jsonl"  # "jsonl" or "jsonl.gz"
     overwrite: bool = False  # replace a previous corpus in output_dir
     read_chunk_bp: int = 1_000_000  # how much sequence is read from the FASTA at a time
+    # BED of regions masked with N before tiling (e.g. a task's held-out test regions, so that pretraining never
+    # sees them); variants inside them are not applied. The N runs then split stretches like assembly gaps.
+    exclude_regions: Optional[str] = None
 
     def __post_init__(self) -> None:
         # Accept what JSON/YAML/argparse give (a single path, lists for ranges) and normalise it.
@@ -139,6 +142,8 @@ class CorpusConfig:
         self.sentence_bp = _int_range(self.sentence_bp, "sentence_bp")
         if self.vcf_path is not None:
             self.vcf_path = str(self.vcf_path)
+        if self.exclude_regions is not None:
+            self.exclude_regions = str(self.exclude_regions)
         if self.contigs is not None:
             self.contigs = [str(name) for name in self.contigs]
         self.exclude_contigs = [str(name) for name in self.exclude_contigs]
@@ -914,6 +919,12 @@ def build_corpus(config: CorpusConfig) -> dict[str, Any]:
                 chunk_bp=config.read_chunk_bp,
                 counts=variant_counts,
             )
+        if config.exclude_regions is not None:
+            masks = _read_exclusions(config.exclude_regions, plans)
+            plans = [dataclasses.replace(plan, genome=_MaskedGenome(plan.genome, masks)) for plan in plans]
+            haplotypes = {name: [_without_regions(hap, masks.get(name, [])) for hap in haps]
+                          for name, haps in haplotypes.items()}
+            skipped["excluded_region_bp"] = sum(end - start for spans in masks.values() for start, end in spans)
         # The output folder is touched only once every input has been checked.
         _prepare_output_dir(output_dir, config.overwrite)
         writer = _ShardWriter(output_dir, config.documents_per_shard, config.output_format)
@@ -972,6 +983,63 @@ def build_corpus(config: CorpusConfig) -> dict[str, Any]:
         manifest["documents"], manifest["bp"], len(shards), elapsed, source_bp / max(elapsed, 1e-9) / 1e6,
     )
     return {**manifest, "output_dir": str(output_dir), "elapsed_seconds": elapsed}
+
+
+def _read_exclusions(bed_path: str, plans: list[_ContigPlan]) -> dict[str, list[tuple[int, int]]]:
+    """Excluded spans per planned contig, merged and sorted (BED names may be `chr20` or `20`)."""
+    by_canonical = {_canonical_contig(plan.name): plan.name for plan in plans}
+    spans: dict[str, list[tuple[int, int]]] = {}
+    for interval in read_bed(bed_path):
+        name = by_canonical.get(_canonical_contig(interval.chrom))
+        if name is not None:
+            spans.setdefault(name, []).append((max(0, interval.start), interval.end))
+    merged: dict[str, list[tuple[int, int]]] = {}
+    for name, items in spans.items():
+        out: list[list[int]] = []
+        for start, end in sorted(items):
+            if out and start <= out[-1][1]:
+                out[-1][1] = max(out[-1][1], end)
+            else:
+                out.append([start, end])
+        merged[name] = [(a, b) for a, b in out]
+    return merged
+
+
+class _MaskedGenome:
+    """A Genome whose excluded spans read as N (fetch by contig name and coordinates only)."""
+
+    def __init__(self, genome: Genome, masks: dict[str, list[tuple[int, int]]]):
+        self.genome, self.masks = genome, masks
+
+    def fetch(self, contig: str, start: int, end: int) -> str:
+        sequence = self.genome.fetch(contig, start, end)
+        spans = self.masks.get(contig)
+        if not spans:
+            return sequence
+        first = max(0, bisect.bisect_right([b for _, b in spans], start))
+        pieces, cursor = [], start
+        for span_start, span_end in spans[first:]:
+            if span_start >= end:
+                break
+            a, b = max(span_start, start), min(span_end, end)
+            if a < b:
+                pieces.append(sequence[cursor - start: a - start])
+                pieces.append("N" * (b - a))
+                cursor = b
+        pieces.append(sequence[cursor - start:])
+        return "".join(pieces)
+
+
+def _without_regions(haplotype: Haplotype, spans: list[tuple[int, int]]) -> Haplotype:
+    """The haplotype minus its variants that touch an excluded span (their REF is masked with N)."""
+    if not spans:
+        return haplotype
+    kept = []
+    for start, end, ref, alt in zip(haplotype.starts, haplotype.ends, haplotype.refs, haplotype.alts):
+        i = bisect.bisect_left([a for a, _ in spans], end) - 1  # the last span starting before the variant ends
+        if not (i >= 0 and spans[i][1] > start):
+            kept.append(Variant(start, ref, alt))
+    return Haplotype(haplotype.label, haplotype.contig, haplotype.reference_length, kept)
 
 
 def _write_documents(
@@ -1169,6 +1237,8 @@ def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--output-format", choices=OUTPUT_FORMATS, default=defaults.output_format)
     parser.add_argument("--overwrite", action="store_true", help="replace a corpus already in --output-dir")
+    parser.add_argument("--exclude-regions", default=None,
+                        help="BED of regions masked with N (e.g. held-out test regions of the fine-tuning tasks)")
 
 
 def corpus_config_from_arguments(args: argparse.Namespace) -> CorpusConfig:
@@ -1197,6 +1267,7 @@ def corpus_config_from_arguments(args: argparse.Namespace) -> CorpusConfig:
         seed=args.seed,
         output_format=args.output_format,
         overwrite=args.overwrite,
+        exclude_regions=args.exclude_regions,
     )
 
 

@@ -22,27 +22,39 @@ import sys
 from pathlib import Path
 
 
+def limit_bp(sentences, max_bp):
+    total = 0
+    for sentence in sentences:
+        if max_bp is not None and total >= max_bp:
+            return
+        total += len(sentence)
+        yield sentence
+
+
 def cmd_tokenizer(args) -> None:
-    from ..pretrain.corpus import iter_corpus_sentences, iter_fasta_sentences
+    import tempfile
+
+    from ..pretrain.corpus import CorpusConfig, build_corpus, iter_corpus_sentences
     from ..tokenizer import train_bpe_tokenizer
 
-    if args.corpus:
-        sentences = iter_corpus_sentences(args.corpus)
-    else:
-        sentences = iter_fasta_sentences(args.fasta, seed=args.seed, exclude=args.exclude_contigs,
-                                         max_bp=args.max_bp)
-    tok = train_bpe_tokenizer(sentences, vocab_size=args.vocab_size)
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = args.corpus
+        if corpus is None:
+            # One pass over the FASTA, one strand, cut into sentences exactly like the pretraining corpus.
+            corpus = str(Path(tmp) / "corpus")
+            build_corpus(CorpusConfig(fasta_paths=args.fasta, output_dir=corpus, passes=1, both_strands=False,
+                                      exclude_contigs=args.exclude_contigs, exclude_regions=args.exclude_regions,
+                                      seed=args.seed))
+        tok = train_bpe_tokenizer(limit_bp(iter_corpus_sentences(corpus), args.max_bp), vocab_size=args.vocab_size)
     tok.save(args.out)
     print(f"tokenizer with {tok.vocab_size} tokens written to {args.out}")
 
 
 def cmd_corpus(args) -> None:
-    from ..pretrain.corpus import CorpusConfig, build_corpus
+    from ..pretrain.corpus import build_corpus, corpus_config_from_arguments
 
-    overrides = dict(kv.split("=", 1) for kv in args.set)
-    cfg = CorpusConfig.from_cli(fasta=args.fasta, out_dir=args.out, vcf=args.vcf, samples=args.samples,
-                                exclude_regions=args.exclude_bed, overwrite=args.overwrite, **overrides)
-    summary = build_corpus(cfg)
+    summary = build_corpus(corpus_config_from_arguments(args))
+    summary.pop("shards", None)
     print(json.dumps(summary, indent=2))
 
 
@@ -86,6 +98,8 @@ def cmd_export(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from ..pretrain.corpus import add_corpus_arguments
+
     parser = argparse.ArgumentParser(prog="python -m genalm_models.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -97,18 +111,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--vocab-size", type=int, default=32000)
     p.add_argument("--exclude-contigs", nargs="*", default=[])
+    p.add_argument("--exclude-regions", default=None, help="BED of regions left out (held-out test regions)")
     p.add_argument("--max-bp", type=int, default=None, help="stop after this many bp of sentences")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_tokenizer)
 
     p = sub.add_parser("corpus", help="build the pretraining corpus")
-    p.add_argument("--fasta", nargs="+", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--vcf", default=None)
-    p.add_argument("--samples", nargs="*", default=None, help="VCF samples whose haplotypes are emitted")
-    p.add_argument("--exclude-bed", default=None, help="BED of regions left out (e.g. held-out test regions)")
-    p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--set", nargs="*", default=[], help="CorpusConfig fields, key=value")
+    add_corpus_arguments(p)
     p.set_defaults(func=cmd_corpus)
 
     p = sub.add_parser("pack", help="tokenize and pack a corpus into MLM samples")

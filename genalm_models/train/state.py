@@ -35,7 +35,7 @@ def rng_state() -> dict[str, torch.Tensor]:
         state["cuda"] = torch.cuda.get_rng_state()
     np_state = np.random.get_state()
     state["numpy_keys"] = torch.from_numpy(np_state[1].astype(np.int64))
-    state["numpy_meta"] = torch.tensor([np_state[2], np_state[3]], dtype=torch.float64)
+    state["numpy_meta"] = torch.tensor([np_state[2], np_state[3], np_state[4]], dtype=torch.float64)
     state["python"] = torch.tensor(random.getstate()[1], dtype=torch.int64)
     return state
 
@@ -45,7 +45,8 @@ def set_rng_state(state: dict[str, torch.Tensor]) -> None:
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda"])
     meta = state["numpy_meta"].tolist()
-    np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), int(meta[0]), meta[1]))
+    np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), int(meta[0]), int(meta[1]),
+                         meta[2]))
     random.setstate((3, tuple(int(x) for x in state["python"].tolist()), None))
 
 
