@@ -1,4 +1,5 @@
 """The training package end to end on a tiny model and the real chr20 slice: MLM, exact resume, DDP equivalence."""
+import json
 import os
 import signal
 import socket
@@ -136,10 +137,17 @@ def test_bad_configs_are_clear(tmp_path):
 
 
 # ---- end to end --------------------------------------------------------------------------------------------------
-def test_pretrain_end_to_end_and_refuses_to_overwrite(mlm_data):
+@pytest.fixture(scope="session")
+def pretrained(mlm_data) -> Path:
+    """A tiny MLM backbone pretrained by the package (the starting point of the fine-tuning tests)."""
     cfg = write_config(mlm_data, "e2e", steps=20)
     out = run(TRAIN + ["pretrain", "--config", str(cfg)])
     assert out.returncode == 0, out.stderr
+    return mlm_data / "e2e" / "checkpoints" / "step_0000019"
+
+
+def test_pretrain_end_to_end_and_refuses_to_overwrite(mlm_data, pretrained):
+    cfg = mlm_data / "e2e.yaml"
     run_dir = mlm_data / "e2e"
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     assert any("valid_mlm_loss" in line for line in lines)
@@ -206,3 +214,69 @@ def test_two_node_rendezvous_on_localhost(mlm_data):
     assert all(p.returncode == 0 for p in procs), outputs
     assert any("2 process(es)" in o for o in outputs)
     assert (mlm_data / "nodes" / "checkpoints" / "latest").is_file()
+
+
+def task_config(mlm_data: Path, name: str, task: str, args: dict, head: str, rmt: dict | None = None,
+                **train) -> Path:
+    cfg = {
+        "run_dir": str(mlm_data / name),
+        "model": {"init_from": str(mlm_data / "e2e" / "checkpoints" / "step_0000019"), "head": head, "rmt": rmt},
+        "data": {"task": task, "args": args},
+        "optim": {"lr": 1e-3, "warmup_steps": 2},
+        "train": {"steps": 6, "micro_batch_size": 4, "log_every": 3, "eval_every": 6, "save_every": 6, **train},
+    }
+    path = mlm_data / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def promoter_args(chr20_fasta, promoters_bed) -> dict:
+    return {"tss_bed": str(promoters_bed), "fasta": str(chr20_fasta), "upstream": 99, "downstream": 50,
+            "split": {"valid": ["chr20:1000000-1400000"], "test": ["chr20:1420000-2000000"]}}
+
+
+def test_finetune_promoter_and_evaluate(mlm_data, pretrained, chr20_fasta, promoters_bed):
+    cfg = task_config(mlm_data, "promoter", "promoter", promoter_args(chr20_fasta, promoters_bed),
+                      "sequence_classification")
+    out = run(TRAIN + ["finetune", "--config", str(cfg)])
+    assert out.returncode == 0, out.stderr
+    assert "newly initialised" in out.stdout  # the classifier head starts fresh, and says so
+    assert "valid_f1" in (mlm_data / "promoter" / "metrics.jsonl").read_text()
+    model = mlm_data / "promoter" / "checkpoints" / "step_0000005"
+    out = run(TRAIN + ["evaluate", "--model", str(model), "--config", str(cfg), "--split", "test",
+                       "--bootstrap", "50", "--out", str(mlm_data / "promoter_test.json")])
+    assert out.returncode == 0, out.stderr
+    assert "roc_auc" in out.stdout and "95% CI" in out.stdout
+    import json
+    result = json.loads((mlm_data / "promoter_test.json").read_text())
+    assert result["n_examples"] > 10 and 0 <= result["metrics"]["roc_auc"] <= 1
+
+
+def test_rmt_token_task_finetune(mlm_data, pretrained, chr20_fasta, spliceai_table):
+    args = {"table": str(spliceai_table), "fasta": str(chr20_fasta), "center": 300, "flank": 150,
+            "exclude_paralogs_from": [],
+            "split": {"valid": ["chr20:1000000-1400000"], "test": ["chr20:1420000-2000000"]}}
+    cfg = task_config(mlm_data, "splice", "splice", args, "token_classification", rmt={"num_mem_tokens": 4},
+                      max_eval_examples=40)
+    out = run(TRAIN + ["rmt", "--config", str(cfg)])
+    assert out.returncode == 0, out.stderr
+    assert "RMT" in out.stdout
+    log = (mlm_data / "splice" / "metrics.jsonl").read_text()
+    assert "valid_token_pr_auc_mean" in log or "valid_pr_auc" in log, log
+
+
+def test_rmt_mlm_pretraining_with_segment_curriculum(mlm_data, pretrained):
+    out = run(TRAIN + ["pack", "--corpus", str(mlm_data / "corpus"), "--tokenizer", str(mlm_data / "tok"),
+                       "--out", str(mlm_data / "packed_rmt"), "--max-tokens", "171"])
+    assert out.returncode == 0, out.stderr
+    cfg = yaml.safe_load(write_config(mlm_data, "rmt_mlm", steps=8, eval_every=8).read_text())
+    cfg["model"] = {"init_from": str(mlm_data / "e2e" / "checkpoints" / "step_0000019"), "head": "mlm",
+                    "rmt": {"num_mem_tokens": 4, "bptt_depth": 2}}
+    cfg["data"].update(packed=str(mlm_data / "packed_rmt"), segment_curriculum=[[0, 1], [3, 2], [6, 3]],
+                       random_segments_probability=0.5)
+    path = mlm_data / "rmt_mlm.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = run(TRAIN + ["rmt", "--config", str(path)])
+    assert out.returncode == 0, out.stderr
+    saved = json.loads((mlm_data / "rmt_mlm" / "checkpoints" / "step_0000007" / "config.json").read_text())
+    assert saved["rmt"]["num_mem_tokens"] == 4
