@@ -1,5 +1,6 @@
 """`python -m genalm_models.train <command>`: the GENA-LM training pipeline.
 
+  regions    split a genome into train / valid / test regions (gaps between them) and write BED files
   tokenizer  train a BPE tokenizer (GENA-LM recipe) from FASTA files or a built corpus
   corpus     build the pretraining corpus (documents of sentences, both strands, passes, VCF haplotypes)
   pack       tokenize a corpus and pack it into MLM samples
@@ -56,6 +57,28 @@ def cmd_corpus(args) -> None:
     summary = build_corpus(corpus_config_from_arguments(args))
     summary.pop("shards", None)
     print(json.dumps(summary, indent=2))
+
+
+def cmd_regions(args) -> None:
+    from ..genome import Genome
+    from ..io_utils import write_text_atomic
+    from ..tasks.splits import RegionSplit
+
+    with Genome(args.fasta) as genome:
+        lengths = genome.contig_lengths
+    table = RegionSplit(valid=tuple(args.valid), test=tuple(args.test), gap=args.gap).table(lengths)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    table.write_bed(out / "regions.bed")
+
+    def bed(intervals):
+        return [f"{i.chrom}\t{i.start}\t{i.end}\t{i.name}\n" for i in intervals]
+
+    # what pretraining must never see: valid and test regions and the gaps around them
+    write_text_atomic(out / "heldout.bed", bed(table.exclusion_intervals(("valid", "test"))))
+    # everything but the valid regions: excluded when building the MLM validation corpus
+    write_text_atomic(out / "not_valid.bed", bed(table.exclusion_intervals(("train", "test"), include_gaps=True)))
+    print(table)
 
 
 def cmd_pack(args) -> None:
@@ -119,6 +142,14 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("corpus", help="build the pretraining corpus")
     add_corpus_arguments(p)
     p.set_defaults(func=cmd_corpus)
+
+    p = sub.add_parser("regions", help="split a genome into train/valid/test regions separated by gaps")
+    p.add_argument("--fasta", required=True)
+    p.add_argument("--valid", nargs="+", required=True, help="ranges like chr20:32000000-36000000")
+    p.add_argument("--test", nargs="+", required=True)
+    p.add_argument("--gap", type=int, default=16_000, help="bp between regions of different splits")
+    p.add_argument("--out", required=True, help="folder for regions.bed, heldout.bed, not_valid.bed")
+    p.set_defaults(func=cmd_regions)
 
     p = sub.add_parser("pack", help="tokenize and pack a corpus into MLM samples")
     p.add_argument("--corpus", required=True)

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Rebuild the bundled GENA-LM zoo from the real data in ../shared/data: every step is a command of the training
+# package. Re-running skips finished steps and resumes interrupted training runs (exact resume).
+# Usage: bash recipes/zoo/build_zoo.sh [stage ...]   stages: prepare pretrain finetune baselines export (default: all)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DATA=${DATA:-../shared/data}
+Z=runs/zoo
+T="python -m genalm_models.train"
+FASTA=$DATA/genome/GRCh37_chr20.fa.gz
+stages=${*:-prepare pretrain finetune baselines export}
+
+train_run() {  # train_run COMMAND CONFIG [overrides...]: start, or resume if the run has checkpoints
+  local cmd=$1 cfg=$2; shift 2
+  local dir; dir=$(python -c "import yaml,sys; print(yaml.safe_load(open('$cfg'))['run_dir'])")
+  for kv in "$@"; do case $kv in run_dir=*) dir=${kv#run_dir=};; esac; done
+  if [ -f "$dir/checkpoints/latest" ]; then $T "$cmd" --config "$cfg" --resume "$@"; else $T "$cmd" --config "$cfg" "$@"; fi
+}
+
+for stage in $stages; do case $stage in
+prepare)
+  # chr20 regions: valid 32-36 Mb, test 42-48 Mb (16 kb gaps); the rest trains. Never chrX.
+  [ -f $Z/regions/regions.bed ] || $T regions --fasta $FASTA --valid chr20:32000000-36000000 \
+      --test chr20:42000000-48000000 --out $Z/regions
+  [ -f $Z/tokenizer/tokenizer.json ] || $T tokenizer --fasta $FASTA --exclude-regions $Z/regions/heldout.bed \
+      --vocab-size 4096 --out $Z/tokenizer
+  [ -f $Z/corpus_train/manifest.json ] || $T corpus --fasta $FASTA --output-dir $Z/corpus_train --passes 3 \
+      --exclude-regions $Z/regions/heldout.bed --output-format jsonl.gz
+  [ -f $Z/corpus_valid/manifest.json ] || $T corpus --fasta $FASTA --output-dir $Z/corpus_valid --passes 1 \
+      --exclude-regions $Z/regions/not_valid.bed --min-stretch-bp 1000
+  [ -f $Z/packed_train/packing.json ] || $T pack --corpus $Z/corpus_train --tokenizer $Z/tokenizer \
+      --out $Z/packed_train --max-tokens 510
+  [ -f $Z/packed_valid/packing.json ] || $T pack --corpus $Z/corpus_valid --tokenizer $Z/tokenizer \
+      --out $Z/packed_valid --max-tokens 510
+  ;;
+pretrain)
+  train_run pretrain recipes/zoo/pretrain_mlm.yaml
+  ;;
+*) echo "stage $stage: not defined yet" ;;
+esac; done
