@@ -280,3 +280,25 @@ def test_rmt_mlm_pretraining_with_segment_curriculum(mlm_data, pretrained):
     assert out.returncode == 0, out.stderr
     saved = json.loads((mlm_data / "rmt_mlm" / "checkpoints" / "step_0000007" / "config.json").read_text())
     assert saved["rmt"]["num_mem_tokens"] == 4
+
+
+SAMPLES = REPO.parent / "shared" / "data" / "samples"
+
+
+@pytest.mark.skipif(not SAMPLES.is_dir(), reason="../shared/data/samples is not beside the repository")
+def test_chromatin_and_enhancer_tasks_train_from_the_real_sample_files(mlm_data, pretrained):
+    chromatin = task_config(mlm_data, "chromatin", "chromatin",
+                            {"path": str(SAMPLES / "deepsea_test_100.csv.gz"), "crop": 150, "valid_fraction": 0.2,
+                             "test_fraction": 0.2}, "sequence_classification", steps=3, precision="bf16")
+    out = run(TRAIN + ["finetune", "--config", str(chromatin)])
+    assert out.returncode == 0, out.stderr
+    assert "valid_" in (mlm_data / "chromatin" / "metrics.jsonl").read_text()
+    # DeepSTARR: 249 bp regression; RMT takes the full length whatever the token count; fp16 uses loss scaling
+    enhancer = task_config(mlm_data, "enhancer", "enhancer",
+                           {"fasta": str(SAMPLES / "deepstarr_test_10.fa"), "valid_fraction": 0.2,
+                            "test_fraction": 0.2}, "sequence_classification", rmt={"num_mem_tokens": 2},
+                           steps=3, micro_batch_size=2, precision="fp16")
+    out = run(TRAIN + ["rmt", "--config", str(enhancer)])
+    assert out.returncode == 0, out.stderr
+    log = (mlm_data / "enhancer" / "metrics.jsonl").read_text()
+    assert "pearson" in log, log
