@@ -59,3 +59,145 @@ def chr20_genome(chr20_fasta):
     from genalm_models.genome import Genome
 
     return Genome(chr20_fasta)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Tiny GENA-LM models exported as a Kipoi zoo (tests/test_kipoi_plugin.py, test_export.py, test_dataloader.py)
+# ---------------------------------------------------------------------------------------------------------------
+TINY_ZOO_MODELS = ("promoter", "promoter_rmt", "splice", "embedding", "mlm")
+
+
+def _tiny_config(tokenizer, **changes):
+    from genalm_models.config import GenaConfig
+
+    # initializer_range 0.2 (not 0.02): random tiny models whose outputs differ visibly between inputs and
+    # strands, so tests can tell one prediction path from another
+    fields = dict(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                  intermediate_size=64, max_position_embeddings=128, initializer_range=0.2)
+    fields.update(changes)
+    return GenaConfig(**fields).validate()
+
+
+def _tiny_checkpoint(folder, model, tokenizer, step):
+    """A checkpoint folder as the training loop writes it (model folder + tokenizer + trainer.json)."""
+    import json
+
+    from genalm_models.checkpoint import save_model
+
+    save_model(model, folder)
+    tokenizer.save(folder)
+    (folder / "trainer.json").write_text(json.dumps({"step": step}))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_dir(tmp_path_factory, chr20_genome):
+    """A GENA-LM-style BPE tokenizer (vocabulary 200) trained on 300 kb of the chr20 slice."""
+    from genalm_models.tokenizer import train_bpe_tokenizer
+
+    sentences = [chr20_genome.fetch("20", start, start + 1000) for start in range(100_000, 1_900_000, 6000)]
+    folder = tmp_path_factory.mktemp("tiny_tokenizer")
+    train_bpe_tokenizer(sentences, vocab_size=200).save(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_zoo(tmp_path_factory, tiny_tokenizer_dir, chr20_fasta, promoters_bed, spliceai_table):
+    """Tiny random-weight GENA-LM models (hidden 32, 2 layers) exported with `export_model` into a Kipoi group
+    folder `<root>/zoo/GENA-LM/<model>`, one from each kind of source:
+
+      promoter      sequence classifier, 300 bp TSS window (-249..+50)  <- a training run directory
+      promoter_rmt  RMT sequence classifier, 1 kb TSS window             <- a checkpoint folder of a run
+      splice        RMT per-token acceptor/donor, 200 bp + 2 x 100 bp    <- a checkpoint folder of a run
+      embedding     RMT embedding model, any length (150 bp examples)    <- an HF-format folder (pytorch_model.bin)
+      mlm           MLM backbone, 300 bp centred windows                 <- an HF-format folder (model.safetensors)
+    Returns a dict with `root`, `group` (the GENA-LM folder), `models` {name: folder}, `sources` {name: source}.
+    """
+    import json
+
+    import torch
+    from safetensors.torch import load_file
+
+    from genalm_models.checkpoint import save_model
+    from genalm_models.config import RMTConfig
+    from genalm_models.export import export_model
+    from genalm_models.modeling_gena import build_model
+    from genalm_models.rmt import RMT
+    from genalm_models.tokenizer import GenaTokenizer
+    from genalm_models.train.config import RunConfig
+
+    tokenizer = GenaTokenizer.from_pretrained(tiny_tokenizer_dir)
+    root = tmp_path_factory.mktemp("tiny_zoo")
+    group = root / "zoo" / "GENA-LM"
+    sources, models = {}, {}
+
+    def run_config(run_dir, head, task, args, rmt=None):
+        config = RunConfig.from_dict({"run_dir": str(run_dir), "model": {"head": head, "tokenizer":
+                                      str(tiny_tokenizer_dir), "rmt": rmt}, "data": {"task": task, "args": args}})
+        config.save(run_dir / "config.yaml")
+
+    def run_with_checkpoint(name, model, head, task, args, rmt=None, step=10):
+        run_dir = root / f"run_{name}"
+        checkpoint = run_dir / "checkpoints" / f"step_{step:07d}"
+        checkpoint.mkdir(parents=True)
+        _tiny_checkpoint(checkpoint, model, tokenizer, step)
+        (run_dir / "checkpoints" / "latest").write_text(checkpoint.name + "\n")
+        run_config(run_dir, head, task, args, rmt)
+        return run_dir, checkpoint
+
+    promoter_args = {"tss_bed": str(promoters_bed), "fasta": str(chr20_fasta)}
+    torch.manual_seed(1)
+    config = _tiny_config(tokenizer, num_labels=2, id2label={0: "not_promoter", 1: "promoter"},
+                          problem_type="single_label_classification")
+    run_dir, _ = run_with_checkpoint("promoter", build_model(config, "sequence_classification"),
+                                     "sequence_classification", "promoter",
+                                     {**promoter_args, "upstream": 249, "downstream": 50})
+    (run_dir / "metrics_test.json").write_text(json.dumps({"f1": 0.625, "auroc": 0.71, "n_test": 40}))
+    sources["promoter"] = run_dir
+
+    torch.manual_seed(2)
+    config = _tiny_config(tokenizer, num_labels=2, id2label={0: "not_promoter", 1: "promoter"},
+                          problem_type="single_label_classification", max_position_embeddings=64)
+    model = RMT(build_model(config, "sequence_classification"), RMTConfig(num_mem_tokens=4))
+    _, sources["promoter_rmt"] = run_with_checkpoint("promoter_rmt", model, "sequence_classification", "promoter",
+                                                     {**promoter_args, "upstream": 500, "downstream": 499},
+                                                     rmt={"num_mem_tokens": 4})
+
+    torch.manual_seed(3)
+    config = _tiny_config(tokenizer, num_labels=2, id2label={0: "acceptor", 1: "donor"},
+                          problem_type="multi_label_classification", max_position_embeddings=64)
+    model = RMT(build_model(config, "token_classification"), RMTConfig(num_mem_tokens=4))
+    _, sources["splice"] = run_with_checkpoint(
+        "splice", model, "token_classification", "splice",
+        {"table": str(spliceai_table), "fasta": str(chr20_fasta), "center": 200, "flank": 100},
+        rmt={"num_mem_tokens": 4})
+
+    torch.manual_seed(4)
+    model = RMT(build_model(_tiny_config(tokenizer, max_position_embeddings=64), "embedding"),
+                RMTConfig(num_mem_tokens=4))
+    hf = root / "hf_embedding"
+    save_model(model, hf)
+    tokenizer.save(hf)
+    state = load_file(str(hf / "model.safetensors"))
+    (hf / "model.safetensors").unlink()
+    torch.save(state, hf / "pytorch_model.bin")  # official hub folders ship pickled weights
+    sources["embedding"] = hf
+
+    torch.manual_seed(5)
+    hf = root / "hf_mlm"
+    save_model(build_model(_tiny_config(tokenizer), "mlm"), hf)
+    tokenizer.save(hf)
+    sources["mlm"] = hf
+
+    short_intervals = root / "short_intervals.bed"
+    short_intervals.write_text("".join(f"chr20\t{start}\t{start + 150}\tw{i}\t0\t{'+-'[i % 2]}\n"
+                                       for i, start in enumerate(range(300_000, 301_000, 250))))
+    options = {
+        # per-token outputs are max_tokens wide: keep them small for fast tests
+        "embedding": dict(fasta=str(chr20_fasta), sequence_length=None, examples_bed=str(short_intervals),
+                          max_tokens=96),
+        "mlm": dict(fasta=str(chr20_fasta), examples_bed=str(promoters_bed), sequence_length=300),
+    }
+    for name in TINY_ZOO_MODELS:
+        models[name] = export_model(sources[name], group / name, name=f"GENA-LM/{name}", **options.get(name, {}))
+    return {"root": root, "group": group, "models": models, "sources": sources, "tokenizer": tiny_tokenizer_dir}

@@ -1,0 +1,301 @@
+"""An exported model folder as a function from DNA strings to Kipoi-shaped arrays (no kipoi here).
+
+`FolderModel` loads the folder (config, weights, tokenizer, genalm.json) and runs every prediction through
+`genalm_models.predict.Predictor` - the one predict path: tokenization, length-aware batching, device, bf16,
+reverse-complement averaging. What it adds is only the shape Kipoi users get:
+
+  kind       returns
+  sequence   float32 (B, k): the head's probabilities (softmax / sigmoid) or values (regression) for the output
+             labels in genalm.json; a two-class classifier returns only the positive class, e.g. P(promoter)
+  token      {label: float32 (B, L)}: per-nucleotide probabilities on the region the interval maps to (the
+             context flanks the model also read are cropped off), 5'->3' on the interval's strand
+  embedding  {"pooled": (B, H) mean of the last-layer token states,
+  mlm         "token_embeddings": (B, M, H) the token states, NaN rows after the last token,
+              "token_spans": int32 (B, M, 2) each token's [start, end) in the input sequence, -1 after the last,
+              "n_tokens": int32 (B,)}
+             M = `max_tokens`, by default the input length in bp (a token covers at least one base), so
+             fixed-length windows give fixed shapes. `mlm` reads the MLM backbone's states (its vocabulary head is
+             for training only).
+
+Options (model.yaml `args`, overridden by environment variables, overridden by `configure(...)` / CLI flags):
+  precision        fp32 | bf16                         GENALM_PRECISION
+  rc_average       also predict the reverse complement and average (sequence outputs, per-nucleotide tracks
+                   flipped back, pooled embeddings; per-token embeddings stay forward-strand)   GENALM_RC_AVERAGE
+  device           auto | cpu | cuda | cuda:1          GENALM_DEVICE
+  batch_size       sequences per model call            GENALM_BATCH_SIZE
+  progress         a progress bar inside each Kipoi batch (long RMT inputs)   GENALM_PROGRESS
+  embedding_outputs  "pooled,tokens" (default) or "pooled"   GENALM_EMBEDDING_OUTPUTS
+  max_tokens       width M of the per-token arrays      GENALM_MAX_TOKENS
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from genalm_models.genome import reverse_complement
+
+from .folder import WEIGHTS_FILE, FolderInfo, read_folder_info, sha256_file
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "bf16")
+EMBEDDING_OUTPUTS = ("pooled", "tokens")
+OPTION_ENV = {
+    "precision": "GENALM_PRECISION",
+    "rc_average": "GENALM_RC_AVERAGE",
+    "device": "GENALM_DEVICE",
+    "batch_size": "GENALM_BATCH_SIZE",
+    "progress": "GENALM_PROGRESS",
+    "embedding_outputs": "GENALM_EMBEDDING_OUTPUTS",
+    "max_tokens": "GENALM_MAX_TOKENS",
+}
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    precision: str = "fp32"
+    rc_average: bool = False
+    device: str = "auto"
+    batch_size: int = 32
+    progress: bool = False
+    embedding_outputs: tuple[str, ...] = EMBEDDING_OUTPUTS
+    max_tokens: int | None = None
+
+    @classmethod
+    def build(cls, values: Mapping[str, Any], where: str = "options") -> "PredictOptions":
+        """From loosely typed values (YAML args, environment strings, CLI flags); unknown names are an error."""
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"{where}: unknown option(s) {', '.join(sorted(unknown))}; "
+                             f"known: {', '.join(OPTION_ENV)}")
+        kwargs: dict[str, Any] = {}
+        for name, value in values.items():
+            if value is None:
+                continue
+            if name == "rc_average" or name == "progress":
+                kwargs[name] = _parse_bool(value, f"{where}: {name}")
+            elif name == "batch_size" or name == "max_tokens":
+                kwargs[name] = _parse_positive_int(value, f"{where}: {name}")
+            elif name == "embedding_outputs":
+                kwargs[name] = _parse_outputs(value, f"{where}: {name}")
+            else:
+                kwargs[name] = str(value).strip()
+        return cls(**kwargs).validate(where)
+
+    def validate(self, where: str = "options") -> "PredictOptions":
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"{where}: precision must be fp32 or bf16, got {self.precision!r}")
+        if not (self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda")
+                or self.device == "mps"):
+            raise ValueError(f"{where}: device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        return self
+
+    def merged(self, values: Mapping[str, Any], where: str) -> "PredictOptions":
+        current = dataclasses.asdict(self)
+        current.update({k: v for k, v in values.items() if v is not None})
+        return PredictOptions.build(current, where)
+
+    def with_environment(self, environ: Mapping[str, str] = os.environ) -> "PredictOptions":
+        values = {name: environ[var] for name, var in OPTION_ENV.items() if environ.get(var, "").strip()}
+        if not values:
+            return self
+        where = "environment (" + ", ".join(OPTION_ENV[n] for n in values) + ")"
+        return self.merged(values, where)
+
+
+def _parse_bool(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"{where}: expected true/false, got {value!r}")
+
+
+def _parse_positive_int(value: Any, where: str) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ValueError(f"{where}: expected a positive integer, got {value!r}") from None
+    if number < 1:
+        raise ValueError(f"{where}: expected a positive integer, got {value!r}")
+    return number
+
+
+def _parse_outputs(value: Any, where: str) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else list(value)
+    items = tuple(str(i).strip() for i in items if str(i).strip())
+    bad = [i for i in items if i not in EMBEDDING_OUTPUTS]
+    if bad or not items:
+        raise ValueError(f"{where}: expected a comma-separated subset of {', '.join(EMBEDDING_OUTPUTS)}, "
+                         f"got {value!r}")
+    return items
+
+
+def package_version(name: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+@contextlib.contextmanager
+def _quiet_checkpoint_log():
+    """An MLM folder read as an embedding model leaves its vocabulary head unused: expected, not worth a warning."""
+    logger = logging.getLogger("genalm_models.checkpoint")
+    previous = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
+def as_sequences(x: Any) -> list[str]:
+    """What Kipoi hands `predict_on_batch`: a str ndarray from the dataloader, an object array of str or bytes
+    from an HDF5 expectation file, a dict with one input, or a plain list."""
+    if isinstance(x, Mapping):
+        if len(x) != 1:
+            raise ValueError(f"expected one input array (the DNA strings), got inputs {sorted(x)}")
+        x = next(iter(x.values()))
+    values = np.asarray(x, dtype=object).ravel() if not isinstance(x, str) else [x]
+    sequences = []
+    for value in values:
+        if isinstance(value, bytes):
+            value = value.decode("ascii")
+        if not isinstance(value, str):
+            raise TypeError(f"expected DNA strings, got {type(value).__name__}")
+        sequences.append(value)
+    return sequences
+
+
+class FolderModel:
+    """A loaded model folder. `predict(strings)` gives the arrays documented at the top of this module."""
+
+    def __init__(self, folder: str | os.PathLike, options: PredictOptions = PredictOptions()):
+        from genalm_models.checkpoint import load_model
+        from genalm_models.tokenizer import GenaTokenizer
+
+        self.folder = Path(folder).resolve()
+        self.info: FolderInfo = read_folder_info(self.folder)
+        weights = self.folder / WEIGHTS_FILE
+        if not weights.is_file():
+            raise FileNotFoundError(f"{weights}: weights not found")
+        self.weights_sha256 = sha256_file(weights)
+        if self.weights_sha256 != self.info.weights_sha256:
+            log.warning("%s: sha256 %s differs from the %s recorded at export (genalm.json); the weights were "
+                        "changed after export", weights, self.weights_sha256[:12], self.info.weights_sha256[:12])
+        # An MLM folder is read through the embedding head: Kipoi users get its states, not vocabulary logits.
+        head = "embedding" if self.info.kind in ("embedding", "mlm") else None
+        with _quiet_checkpoint_log():
+            model, report = load_model(self.folder, head=head)
+        if report.missing:
+            raise ValueError(f"{self.folder}: the weights lack parameters the model needs: "
+                             f"{', '.join(report.missing[:6])}")
+        self.model = model
+        self.tokenizer = GenaTokenizer.from_pretrained(self.folder)
+        self.options = options
+        self.predictor = self._build_predictor(options)
+
+    def _build_predictor(self, options: PredictOptions):
+        from genalm_models.predict import Predictor
+
+        return Predictor(self.model, self.tokenizer, device=None if options.device == "auto" else options.device,
+                         precision=options.precision, batch_size=options.batch_size, progress=options.progress)
+
+    def configure(self, **changes: Any) -> PredictOptions:
+        """Change options (precision, rc_average, device, batch_size, progress, embedding_outputs, max_tokens)."""
+        self.options = self.options.merged(changes, "configure()")
+        self.predictor = self._build_predictor(self.options)
+        return self.options
+
+    # ---- prediction -----------------------------------------------------------------------------------------
+    def predict(self, sequences: Sequence[str]) -> np.ndarray | dict[str, np.ndarray]:
+        sequences = list(sequences)
+        kind = self.info.kind
+        if kind == "sequence":
+            return self._predict_sequence(sequences)
+        if kind == "token":
+            return self._predict_tracks(sequences)
+        return self._predict_embeddings(sequences)
+
+    def _predict_sequence(self, sequences: list[str]) -> np.ndarray:
+        width = len(self.info.output_indices)
+        if not sequences:
+            return np.zeros((0, width), dtype=np.float32)
+        values = self.predictor.predict(sequences, rc_average=self.options.rc_average)
+        return np.stack(values)[:, self.info.output_indices].astype(np.float32)
+
+    def _predict_tracks(self, sequences: list[str]) -> dict[str, np.ndarray]:
+        flank = self.info.window.flank
+        lengths = {len(s) for s in sequences}
+        if len(lengths) > 1:
+            raise ValueError(f"per-nucleotide outputs need inputs of one length, got lengths {sorted(lengths)}; "
+                             "give the dataloader a sequence_length")
+        length = lengths.pop() if lengths else 2 * flank
+        if length < 2 * flank:
+            raise ValueError(f"inputs of {length} bp are shorter than the model's two {flank} bp context flanks")
+        tracks = self.predictor.predict(sequences, level="nucleotide", rc_average=self.options.rc_average)
+        stacked = (np.stack(tracks) if tracks else np.zeros((0, length, len(self.info.labels))))
+        stacked = stacked[:, flank: length - flank]
+        return {label: stacked[:, :, index].astype(np.float32)
+                for label, index in zip(self.info.output_labels, self.info.output_indices)}
+
+    def _predict_embeddings(self, sequences: list[str]) -> dict[str, np.ndarray]:
+        hidden = self.predictor.config.hidden_size
+        wanted = self.options.embedding_outputs
+        tracks = self.predictor.predict(sequences, level="token") if sequences else []
+        pooled = np.stack([t.probs.mean(axis=0) if len(t.probs) else np.full(hidden, np.nan)
+                           for t in tracks]).astype(np.float32) if tracks else np.zeros((0, hidden), np.float32)
+        if self.options.rc_average and sequences:
+            reverse = self.predictor.embed([reverse_complement(s) for s in sequences])
+            pooled = ((pooled + np.stack(reverse)) / 2).astype(np.float32)
+        out: dict[str, np.ndarray] = {}
+        if "pooled" in wanted:
+            out["pooled"] = pooled
+        if "tokens" in wanted:
+            width = self.options.max_tokens or max([len(s) for s in sequences] + [1])
+            states = np.full((len(sequences), width, hidden), np.nan, dtype=np.float32)
+            spans = np.full((len(sequences), width, 2), -1, dtype=np.int32)
+            counts = np.zeros(len(sequences), dtype=np.int32)
+            for row, track in enumerate(tracks):
+                n = len(track.probs)
+                if n > width:
+                    raise ValueError(f"sequence {row} has {n} tokens, more than max_tokens={width}; raise "
+                                     "max_tokens (GENALM_MAX_TOKENS) or use embedding_outputs=pooled")
+                states[row, :n] = track.probs
+                spans[row, :n] = track.offsets
+                counts[row] = n
+            out.update(token_embeddings=states, token_spans=spans, n_tokens=counts)
+        return out
+
+    # ---- provenance -----------------------------------------------------------------------------------------
+    def provenance(self) -> dict[str, Any]:
+        """Model name, version and weights checksum, and how it was run: recorded beside every output."""
+        return {
+            "name": self.info.name,
+            "version": self.info.version,
+            "kind": self.info.kind,
+            "weights_sha256": self.weights_sha256,
+            "weights_sha256_at_export": self.info.weights_sha256,
+            "model_dir": str(self.folder),
+            "window": self.info.window.describe(),
+            "output_labels": list(self.info.output_labels),
+            "precision": self.options.precision,
+            "rc_average": self.options.rc_average,
+            "device": str(self.predictor.device),
+            "software": {name: package_version(name) for name in ("genalm-models", "kipoi", "torch")},
+        }

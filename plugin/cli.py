@@ -1,0 +1,235 @@
+"""`genalm-kipoi`: register the GENA-LM models with Kipoi, and predict / scan / check beyond what Kipoi offers.
+
+  genalm-kipoi register      link the bundled GENA-LM group into the `kipoi` source (once per user)
+  genalm-kipoi unregister    undo it exactly
+  genalm-kipoi status        is it registered, which models, is the public zoo cloned
+  genalm-kipoi list          the bundled models: version, kind, window, weights checksum
+  genalm-kipoi predict       BED + FASTA -> .tsv/.h5 through the model's Kipoi pipeline, with options as flags
+                             (--rc-average, --precision bf16, --device), written atomically with a provenance
+                             sidecar; works without `register`
+  genalm-kipoi scan          sliding-window scan of a region -> bedGraph
+  genalm-kipoi check-fasta   does a FASTA match the assembly the model was trained on (contig lengths)?
+
+MODEL is a bundled name (GENA-LM/promoter), a model folder path, or (predict only) any name of a Kipoi source.
+Exit status: 0 success, 1 registration conflict or FASTA mismatch, 2 bad input (message names file and line).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import GROUP_DIR, GROUP_NAME
+
+
+def _group_dir(args) -> Path:
+    return Path(args.group_dir).resolve() if getattr(args, "group_dir", None) else GROUP_DIR
+
+
+def model_folder(model: str, group_dir: Path) -> Path | None:
+    """A folder for MODEL: a path holding model.yaml, or a bundled GENA-LM/<name>; None if neither."""
+    path = Path(model)
+    if (path / "model.yaml").is_file():
+        return path.resolve()
+    prefix = f"{GROUP_NAME}/"
+    if model.startswith(prefix) and (group_dir / model[len(prefix):] / "model.yaml").is_file():
+        return group_dir / model[len(prefix):]
+    return None
+
+
+def _require_folder(model: str, group_dir: Path) -> Path:
+    folder = model_folder(model, group_dir)
+    if folder is None:
+        raise FileNotFoundError(f"model {model!r}: not a model folder and not among the bundled models in "
+                                f"{group_dir}")
+    return folder
+
+
+def _options(args) -> dict:
+    return {"rc_average": True if args.rc_average else None, "precision": args.precision, "device": args.device,
+            "batch_size": args.model_batch_size}
+
+
+# ---- commands ---------------------------------------------------------------------------------------------------
+def cmd_register(args) -> int:
+    from .registration import register
+
+    print(register(_group_dir(args), args.source, force=args.force))
+    return 0
+
+
+def cmd_unregister(args) -> int:
+    from .registration import unregister
+
+    print(unregister(_group_dir(args), args.source, force=args.force))
+    return 0
+
+
+def cmd_status(args) -> int:
+    from .registration import status
+
+    print(status(_group_dir(args), args.source))
+    return 0
+
+
+def cmd_list(args) -> int:
+    from .folder import read_folder_info
+
+    group = _group_dir(args)
+    folders = sorted(p.parent for p in group.glob("*/model.yaml"))
+    if not folders:
+        print(f"no models in {group}")
+        return 0
+    for folder in folders:
+        info = read_folder_info(folder)
+        print(f"{info.name}\t{info.version}\t{info.kind}\t{info.window.describe()}\t"
+              f"sha256:{info.weights_sha256[:16]}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    import kipoi
+
+    folder = model_folder(args.model, _group_dir(args))
+    if folder is not None:
+        model = kipoi.get_model(str(folder), source="dir")
+    else:
+        model = kipoi.get_model(args.model, source=args.source)
+    if not hasattr(model, "configure"):
+        raise ValueError(f"{args.model} is not a GENA-LM model")
+    model.configure(**_options(args))
+    dataloader_args = json.loads(args.dataloader_args) if args.dataloader_args else {}
+    if not isinstance(dataloader_args, dict):
+        raise ValueError("--dataloader-args must be a JSON object")
+    dataloader_args.update(intervals_file=args.intervals, fasta_file=args.fasta)
+    output = Path(args.output)
+    if output.suffix not in (".tsv", ".h5", ".hdf5"):
+        raise ValueError(f"{output}: the output must end in .tsv, .h5 or .hdf5")
+    model.pipeline.predict_to_file(str(output), dataloader_args, batch_size=args.batch_size,
+                                   keep_inputs=args.keep_inputs, keep_metadata=not args.no_metadata)
+    print(f"predictions written to {output} (provenance: {output}.provenance.json)")
+    return 0
+
+
+def cmd_scan(args) -> int:
+    from .adapter import FolderModel, PredictOptions
+    from .scan import ScanRequest, parse_region, scan_to_bedgraph
+
+    folder = _require_folder(args.model, _group_dir(args))
+    options = PredictOptions().with_environment().merged(_options(args), "command line")
+    model = FolderModel(folder, options)
+    chrom, start, end = parse_region(args.region)
+    request = ScanRequest(chrom, start, end, step=args.step, strand=args.strand, output=args.output_label)
+    count = scan_to_bedgraph(model, args.fasta, request, args.output, progress=not args.no_progress)
+    print(f"{count} bedGraph lines written to {args.output}")
+    return 0
+
+
+def cmd_check_fasta(args) -> int:
+    from genalm_models.genome import Genome
+
+    from .folder import compare_contigs, read_folder_info
+
+    info = read_folder_info(_require_folder(args.model, _group_dir(args)))
+    if not info.reference_contigs:
+        print(f"{info.name}: no reference contig lengths were recorded at export; nothing to compare")
+        return 0
+    with Genome(args.fasta) as genome:
+        mismatches, matches = compare_contigs(genome.contig_lengths, info.reference_contigs)
+    reference = info.reference_name or "its training reference"
+    for message in mismatches:
+        print(f"MISMATCH: {message}")
+    if mismatches:
+        print(f"{args.fasta} does not match {reference} of {info.name}")
+        return 1
+    if not matches:
+        print(f"{args.fasta} shares no contig name with {reference} of {info.name} "
+              f"({', '.join(list(info.reference_contigs)[:5])}); cannot check")
+        return 1
+    print(f"{args.fasta} matches {reference} of {info.name} on {len(matches)} contig(s): {', '.join(matches[:10])}")
+    return 0
+
+
+# ---- parser -----------------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="genalm-kipoi", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def group_dir_option(p):
+        p.add_argument("--group-dir", default=None,
+                       help=f"folder of <model>/model.yaml to use as the GENA-LM group (default: {GROUP_DIR})")
+
+    for name, func, text in (("register", cmd_register, "link GENA-LM into a Kipoi source"),
+                             ("unregister", cmd_unregister, "remove what register added"),
+                             ("status", cmd_status, "show the registration")):
+        p = sub.add_parser(name, help=text)
+        group_dir_option(p)
+        p.add_argument("--source", default="kipoi", help="Kipoi source to add the group to (default: kipoi)")
+        if name != "status":
+            p.add_argument("--force", action="store_true", help="replace/remove a GENA-LM link made elsewhere")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("list", help="list the bundled models")
+    group_dir_option(p)
+    p.set_defaults(func=cmd_list)
+
+    def model_options(p):
+        p.add_argument("--rc-average", action="store_true", help="average with the reverse complement")
+        p.add_argument("--precision", choices=["fp32", "bf16"], default=None)
+        p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N")
+        p.add_argument("--model-batch-size", type=int, default=None, help="sequences per model call")
+
+    p = sub.add_parser("predict", help="predict for BED intervals into .tsv/.h5 (atomic, with provenance)")
+    p.add_argument("model")
+    p.add_argument("--intervals", required=True, help="BED file")
+    p.add_argument("--fasta", required=True, help="reference FASTA (plain or BGZF)")
+    p.add_argument("-o", "--output", required=True, help="out.tsv, out.h5 or out.hdf5")
+    p.add_argument("--dataloader-args", default=None, help="JSON object of further dataloader arguments")
+    p.add_argument("--batch-size", type=int, default=32, help="intervals per Kipoi batch")
+    p.add_argument("--keep-inputs", action="store_true", help="also write the input sequences")
+    p.add_argument("--no-metadata", action="store_true", help="leave out the interval columns")
+    p.add_argument("--source", default="kipoi", help="Kipoi source for names that are not bundled")
+    group_dir_option(p)
+    model_options(p)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("scan", help="sliding-window scan of a region to bedGraph")
+    p.add_argument("model")
+    p.add_argument("--fasta", required=True)
+    p.add_argument("--region", required=True, help="chrom:start-end, 1-based inclusive (e.g. chr20:1,000,001-1,010,000)")
+    p.add_argument("--step", type=int, default=50, help="bin width for sequence models (bp)")
+    p.add_argument("--strand", choices=["+", "-"], default="+")
+    p.add_argument("--output-label", default=None, help="which output to write (default: the first)")
+    p.add_argument("-o", "--output", required=True, help="output .bedGraph")
+    p.add_argument("--no-progress", action="store_true")
+    group_dir_option(p)
+    model_options(p)
+    p.set_defaults(func=cmd_scan)
+
+    p = sub.add_parser("check-fasta", help="compare a FASTA's contig lengths with the model's reference")
+    p.add_argument("model")
+    p.add_argument("fasta")
+    group_dir_option(p)
+    p.set_defaults(func=cmd_check_fasta)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .registration import RegistrationError
+
+    try:
+        return args.func(args)
+    except RegistrationError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except (ValueError, FileNotFoundError, OSError, json.JSONDecodeError) as err:
+        # bad input files and arguments: one clear line (file and line are in the message), no traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

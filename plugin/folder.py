@@ -1,0 +1,244 @@
+"""What an exported GENA-LM Kipoi model folder contains, and the facts about it that travel with every output.
+
+An exported folder (written by `genalm_models.export.export_model`) holds
+
+    model.yaml               the Kipoi description (schema, info, default dataloader args, test expectation)
+    config.json              the GenaConfig (official field names, `rmt` section for RMT models)
+    model.safetensors        the weights (official parameter names; fp16 by default)
+    tokenizer.json, special_tokens_map.json, tokenizer_config.json
+    genalm.json              this module's `FolderInfo`: name, version, kind, window, labels, weights checksum,
+                             the contig lengths of the reference the model was trained on, where it came from
+    example.bed, example.fa.gz (+ .fai, .gzi)   small real example inputs (see export.py for how they are cut)
+    downloaded/model_files/test.expect.h5      predictions on the examples, checked by `kipoi test`
+    README.md                the model card
+    run_config.yaml          the training run config, when the model came from a training run
+
+No torch and no kipoi here: the dataloader, the exporter and the CLI all read this.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+INFO_FILE = "genalm.json"
+WEIGHTS_FILE = "model.safetensors"
+FORMAT_VERSION = 1
+
+# What a model returns through Kipoi, by kind (see adapter.py for the arrays):
+#   sequence   one probability (or value) per output label, (B, k)
+#   token      per-nucleotide tracks aligned to the target region, {label: (B, L)}
+#   embedding  {pooled: (B, H), token_embeddings: (B, M, H), token_spans: (B, M, 2), n_tokens: (B,)}
+#   mlm        the MLM backbone read as an embedding model: same outputs as `embedding`
+KINDS = ("sequence", "token", "embedding", "mlm")
+ANCHORS = ("center", "tss")
+
+
+class FolderError(ValueError):
+    """A model folder that is incomplete or inconsistent; the message names the file."""
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """How a BED interval becomes the model's input.
+
+    sequence_length: width (bp) of the region the predictions refer to; None = the interval as it is.
+    anchor: "center" - that region is centred on the interval's centre;
+            "tss"    - it is placed around the interval's 5' end (strand-aware): `upstream` bases upstream of it,
+                       the rest downstream. GENA-LM's promoter windows are TSS-anchored (-249..+50 for 300 bp).
+    flank: context (bp) added on both sides of that region before it is given to the model. Token-level outputs
+           are cropped back to the region, so they stay aligned with it (SpliceAI-style 5 kb + 2 x 5 kb context).
+    """
+
+    sequence_length: int | None = None
+    anchor: str = "center"
+    upstream: int | None = None
+    flank: int = 0
+
+    def validate(self, where: str = "window") -> "WindowSpec":
+        if self.sequence_length is not None and (not isinstance(self.sequence_length, int)
+                                                 or self.sequence_length < 1):
+            raise FolderError(f"{where}: sequence_length must be a positive integer or null, "
+                              f"got {self.sequence_length!r}")
+        if self.anchor not in ANCHORS:
+            raise FolderError(f"{where}: anchor must be one of {', '.join(ANCHORS)}, got {self.anchor!r}")
+        if self.anchor == "tss":
+            if self.sequence_length is None:
+                raise FolderError(f"{where}: anchor 'tss' needs a sequence_length")
+            if self.upstream is None or not 0 <= self.upstream < self.sequence_length:
+                raise FolderError(f"{where}: anchor 'tss' needs 0 <= upstream < sequence_length "
+                                  f"(got upstream={self.upstream!r}, sequence_length={self.sequence_length})")
+        if not isinstance(self.flank, int) or self.flank < 0:
+            raise FolderError(f"{where}: flank must be an integer >= 0, got {self.flank!r}")
+        return self
+
+    @property
+    def input_length(self) -> int | None:
+        """Bases the model sees per interval, or None when that follows the interval."""
+        return None if self.sequence_length is None else self.sequence_length + 2 * self.flank
+
+    def describe(self) -> str:
+        if self.sequence_length is None:
+            text = "the interval as it is (any length)"
+        elif self.anchor == "tss":
+            downstream = self.sequence_length - self.upstream - 1
+            text = f"{self.sequence_length} bp from -{self.upstream} to +{downstream} around the interval's 5' end"
+        else:
+            text = f"{self.sequence_length} bp centred on the interval"
+        if self.flank:
+            text += f", plus {self.flank} bp of context on each side"
+        return text
+
+
+@dataclass
+class FolderInfo:
+    """The contents of `genalm.json`."""
+
+    name: str                                   # Kipoi name, e.g. GENA-LM/promoter
+    version: str
+    kind: str                                   # one of KINDS
+    head: str                                   # the GenaConfig head the weights were trained with
+    window: WindowSpec
+    labels: list[str]                           # the model head's labels (config order)
+    output_labels: list[str]                    # what Kipoi returns, in order (sequence kind: may drop a class)
+    output_indices: list[int]                   # which head outputs those are
+    weights_sha256: str
+    weights_dtype: str = "float16"
+    task: str | None = None
+    rmt: bool = False
+    reference_name: str | None = None           # e.g. "GRCh37"
+    reference_contigs: dict[str, int] = field(default_factory=dict)  # contig -> length of the training FASTA
+    source: dict[str, Any] = field(default_factory=dict)             # what the folder was exported from
+    exported_at: str | None = None
+    exporter: dict[str, str] = field(default_factory=dict)           # software versions at export
+    format_version: int = FORMAT_VERSION
+
+    def validate(self, where: str = INFO_FILE) -> "FolderInfo":
+        if self.kind not in KINDS:
+            raise FolderError(f"{where}: kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if len(self.output_labels) != len(self.output_indices):
+            raise FolderError(f"{where}: output_labels and output_indices differ in length")
+        if any(not 0 <= i < max(len(self.labels), 1) for i in self.output_indices):
+            raise FolderError(f"{where}: output_indices {self.output_indices} do not index labels {self.labels}")
+        self.window.validate(f"{where}: window")
+        if self.kind == "token" and self.window.sequence_length is None and self.window.flank:
+            raise FolderError(f"{where}: a flank needs a fixed sequence_length")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = INFO_FILE) -> "FolderInfo":
+        data = dict(data)
+        version = data.get("format_version", FORMAT_VERSION)
+        if version > FORMAT_VERSION:
+            raise FolderError(f"{where}: format_version {version} is newer than this plugin understands "
+                              f"({FORMAT_VERSION}); upgrade genalm-models")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise FolderError(f"{where}: unknown keys {', '.join(unknown)}")
+        try:
+            data["window"] = WindowSpec(**data.get("window", {}))
+            info = cls(**data)
+        except TypeError as err:
+            raise FolderError(f"{where}: {err}") from None
+        return info.validate(where)
+
+
+def read_folder_info(folder: str | os.PathLike) -> FolderInfo:
+    path = Path(folder) / INFO_FILE
+    if not path.is_file():
+        raise FolderError(f"{path}: not found; is {folder} a model folder written by genalm_models.export?")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise FolderError(f"{path}: line {err.lineno}: invalid JSON: {err.msg}") from None
+    return FolderInfo.from_dict(data, str(path))
+
+
+def write_folder_info(folder: str | os.PathLike, info: FolderInfo) -> Path:
+    from genalm_models.io_utils import write_text_atomic
+
+    path = Path(folder) / INFO_FILE
+    write_text_atomic(path, json.dumps(info.validate().to_dict(), indent=2) + "\n")
+    return path
+
+
+def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(chunk_size), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def md5_file(path: str | os.PathLike) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reference contigs: is the user's FASTA the assembly the model was trained on?
+# ---------------------------------------------------------------------------------------------------------------
+def format_reference_contigs(contigs: Mapping[str, int]) -> str:
+    """`{"20": 63025520}` -> `"20=63025520"`: a plain string, as a Kipoi dataloader default argument must be."""
+    return ",".join(f"{name}={length}" for name, length in contigs.items())
+
+
+def parse_reference_contigs(text: str | Mapping[str, int] | None, where: str = "reference_contigs"
+                            ) -> dict[str, int]:
+    """The inverse of `format_reference_contigs`; None, "" and "none" mean "do not check"."""
+    if text is None:
+        return {}
+    if isinstance(text, Mapping):
+        return {str(k): int(v) for k, v in text.items()}
+    text = str(text).strip()
+    if text.lower() in ("", "none", "off", "false"):
+        return {}
+    contigs = {}
+    for item in text.split(","):
+        name, sep, length = item.strip().partition("=")
+        if not sep or not name or not length.strip().isdigit():
+            raise ValueError(f"{where}: {item!r} is not of the form contig=length (e.g. 20=63025520)")
+        contigs[name] = int(length)
+    return contigs
+
+
+def _same_contig_names(name: str) -> list[str]:
+    bare = name[3:] if name.lower().startswith("chr") else name
+    names = [name, bare, f"chr{bare}"]
+    if bare.upper() in ("M", "MT"):
+        names += ["MT", "M", "chrM", "chrMT"]
+    return list(dict.fromkeys(names))
+
+
+def compare_contigs(fasta_contigs: Mapping[str, int], reference: Mapping[str, int],
+                    only: list[str] | None = None) -> tuple[list[str], list[str]]:
+    """(mismatches, matches): messages for the contigs both sides know, under either naming convention.
+
+    only: FASTA contig names to check (those the BED file uses); default all.
+    """
+    mismatches, matches = [], []
+    for name in (only if only is not None else list(fasta_contigs)):
+        length = fasta_contigs.get(name)
+        if length is None:
+            continue
+        expected_name = next((n for n in _same_contig_names(name) if n in reference), None)
+        if expected_name is None:
+            continue
+        expected = reference[expected_name]
+        if expected == length:
+            matches.append(name)
+        else:
+            mismatches.append(f"contig {name} is {length:,} bp, but {expected_name} is {expected:,} bp in the "
+                              "reference the model was trained on")
+    return mismatches, matches

@@ -1,0 +1,199 @@
+"""Make kipoi 0.8.6 work on numpy 2, write its TSV/HDF5 outputs atomically, and record provenance.
+
+Applied (once, idempotently) when a GENA-LM Kipoi model or dataloader module is imported - i.e. by
+`kipoi.get_model("GENA-LM/...")` before `kipoi predict` creates its writers:
+
+1. numpy 2 removed `np.string_` / `np.unicode_`; kipoi's HDF5 writer still names them (`-o out.h5` and
+   `kipoi test -o` crash without the aliases). The aliases are only added when missing.
+2. kipoi's TSV writer appends to the final file batch by batch and its HDF5 writer opens the final file in append
+   mode, so a failed run leaves a truncated output behind (and an existing `out.h5` makes the next run fail with
+   "name already exists"). The writers `kipoi.writers.get_writer` hands out for `.tsv`, `.h5` and `.hdf5` are
+   replaced by subclasses that write to a hidden temporary file in the output's folder and move it over the
+   final name with `os.replace` only in `close()`, which kipoi calls after the last batch. A run that fails or
+   is interrupted never creates or truncates the output; its temporary file is removed at interpreter exit.
+3. On `close()` they also write `<output>.provenance.json` (model name, version, weights sha256, options, input
+   files; see provenance.py) when a GENA-LM model predicted into them, and HDF5 outputs get the same JSON in the
+   file attribute `genalm_provenance`.
+4. `kipoi test` compares expected and observed predictions with kipoi_utils' `compare_numpy_dict`, which checks
+   only the first array of a dict-valued output (see `compare_outputs`): replaced by a version that checks all.
+The TSV writer also avoids `DataFrame.sort_index(inplace=True)` (deprecated in pandas 3.1).
+This changes kipoi's writers for the whole process (other models' outputs become atomic too, without sidecar).
+"""
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import secrets
+from pathlib import Path
+
+import numpy as np
+
+from . import provenance
+
+_REMOVED_NUMPY_ALIASES = {"string_": np.bytes_, "unicode_": np.str_}
+_pending_temporaries: set[str] = set()
+_applied = False
+
+
+def apply_numpy_aliases() -> None:
+    for name, replacement in _REMOVED_NUMPY_ALIASES.items():
+        if not hasattr(np, name):
+            setattr(np, name, replacement)
+
+
+def _temporary_beside(final_path: str) -> str:
+    folder, name = os.path.split(os.path.abspath(final_path))
+    temporary = os.path.join(folder, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
+    _pending_temporaries.add(temporary)
+    return temporary
+
+
+def _publish(temporary: str, final_path: str) -> bool:
+    """Move a finished temporary output into place; False when nothing was written (no batches)."""
+    _pending_temporaries.discard(temporary)
+    if not os.path.exists(temporary):
+        return False
+    os.replace(temporary, final_path)
+    return True
+
+
+def _discard(temporary: str) -> None:
+    """A writer dropped without close() (its run failed): remove its temporary file now rather than at exit."""
+    if temporary in _pending_temporaries:
+        _pending_temporaries.discard(temporary)
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+
+
+@atexit.register
+def _remove_unfinished_outputs() -> None:
+    for temporary in list(_pending_temporaries):
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+    _pending_temporaries.clear()
+
+
+def _provenance_document(final_path: str, opened_at: int) -> dict | None:
+    models = provenance.models_used_since(opened_at)
+    if not models:
+        return None  # not a GENA-LM output: leave no sidecar
+    return provenance.record(final_path, models)
+
+
+def _make_writers():
+    from kipoi import writers
+
+    base_tsv, base_hdf5 = writers.TsvBatchWriter, writers.HDF5BatchWriter
+
+    class AtomicTsvBatchWriter(base_tsv):
+        """kipoi's TSV writer, writing to a temporary file that replaces `file_path` on close()."""
+
+        def __init__(self, file_path, nested_sep="/"):
+            self.final_path = str(file_path)
+            self._opened_at = provenance.tick()
+            super().__init__(_temporary_beside(self.final_path), nested_sep=nested_sep)
+
+        def batch_write(self, batch):
+            # kipoi's own version, without `sort_index(inplace=True)` (deprecated in pandas 3.1, removed later)
+            import pandas as pd
+            from kipoi_utils.data_utils import flatten_batch
+
+            frame = pd.DataFrame(flatten_batch(batch, nested_sep=self.nested_sep)).sort_index(axis=1)
+            if self.first_pass:
+                frame.to_csv(self.file_path, sep="\t", index=False)
+                self.first_pass = False
+            else:
+                frame.to_csv(self.file_path, sep="\t", index=False, header=None, mode="a")
+
+        def close(self):
+            super().close()
+            document = _provenance_document(self.final_path, self._opened_at)
+            if _publish(self.file_path, self.final_path) and document is not None:
+                provenance.write_sidecar(self.final_path, document)
+
+        def __del__(self):
+            _discard(getattr(self, "file_path", ""))
+
+    class AtomicHDF5BatchWriter(base_hdf5):
+        """kipoi's HDF5 writer on a fresh temporary file that replaces `file_path` on close()."""
+
+        def __init__(self, file_path, chunk_size=10000, compression="gzip"):
+            self.final_path = str(file_path)
+            self._opened_at = provenance.tick()
+            super().__init__(_temporary_beside(self.final_path), chunk_size=chunk_size, compression=compression)
+
+        def close(self):
+            document = _provenance_document(self.final_path, self._opened_at)
+            if document is not None:
+                self.f.attrs["genalm_provenance"] = json.dumps(document, default=str)
+            super().close()
+            if _publish(self.file_path, self.final_path) and document is not None:
+                provenance.write_sidecar(self.final_path, document)
+
+        def __del__(self):
+            _discard(getattr(self, "file_path", ""))
+
+    return writers, AtomicTsvBatchWriter, AtomicHDF5BatchWriter
+
+
+def apply_atomic_writers() -> None:
+    global _applied
+    if _applied:
+        return
+    writers, tsv, hdf5 = _make_writers()
+    originals = {writers.TsvBatchWriter: tsv, writers.HDF5BatchWriter: hdf5}
+    # get_writer looks the classes up as module globals and in FILE_SUFFIX_MAP at call time.
+    writers.TsvBatchWriter = tsv
+    writers.HDF5BatchWriter = hdf5
+    for suffix, cls in list(writers.FILE_SUFFIX_MAP.items()):
+        if cls in originals:
+            writers.FILE_SUFFIX_MAP[suffix] = originals[cls]
+    _applied = True
+
+
+def compare_outputs(a, b, exact: bool = True, decimal: int = 7) -> bool:
+    """kipoi's `compare_numpy_dict`, fixed: every key of a dict output is compared, and a mismatch raises.
+
+    kipoi 0.8.6's version returns `np.testing.assert_almost_equal(...)`, i.e. None, for the first array of a dict;
+    it then reports "false for key" and stops, and `kipoi test` ignores the returned False - so only the first
+    output of a dict-valued model was ever checked.
+    """
+    from collections.abc import Mapping
+
+    if isinstance(a, Mapping) or isinstance(b, Mapping):
+        if not (isinstance(a, Mapping) and isinstance(b, Mapping)) or set(a) != set(b):
+            keys = [sorted(x) if isinstance(x, Mapping) else type(x).__name__ for x in (a, b)]
+            raise AssertionError(f"outputs differ in structure: {keys[0]} vs {keys[1]}")
+        for key in a:
+            try:
+                compare_outputs(a[key], b[key], exact, decimal)
+            except AssertionError as err:
+                raise AssertionError(f"output {key!r}: {err}") from None
+        return True
+    if a is None and b is None:
+        return True
+    if exact:
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    else:
+        np.testing.assert_almost_equal(np.asarray(a), np.asarray(b), decimal=decimal)
+    return True
+
+
+def apply_strict_test_comparison() -> None:
+    import sys
+
+    cli = sys.modules.get("kipoi.cli.main")  # loaded when the kipoi CLI runs `kipoi test`
+    if cli is not None and getattr(cli, "compare_numpy_dict", None) is not compare_outputs:
+        cli.compare_numpy_dict = compare_outputs
+
+
+def apply() -> None:
+    apply_numpy_aliases()
+    apply_atomic_writers()
+    apply_strict_test_comparison()
+
+
+def is_temporary_output(path: str | Path) -> bool:
+    return Path(path).name.startswith(".") and Path(path).name.endswith(".partial")

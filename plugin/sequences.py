@@ -1,0 +1,200 @@
+"""BED intervals -> the DNA strings a GENA-LM model reads (no torch, no kipoi).
+
+This is the body of the Kipoi dataloader (`dataloaders.py` wraps it) and of the exporter's example inputs, so the
+sequences `kipoi predict`, `kipoi test` and `genalm-kipoi scan` feed the model are built in one place:
+
+1. read the BED file (BED3..BED6 + extra columns, plain or gzip, track/browser/header lines skipped) through
+   `genalm_models.genome.read_bed`, which names file and line in every error;
+2. resolve each chromosome in the FASTA (`chr20` and `20` are the same chromosome) - all intervals are checked up
+   front, so an unknown chromosome or an interval past the chromosome end fails before any prediction is written;
+3. place the model's window (`WindowSpec`): the interval as it is, centred on it, or around its 5' end;
+4. fetch it from the reference (plain or BGZF FASTA; an index is built in a cache folder when none is beside the
+   FASTA, so read-only folders work), upper-cased, reverse-complemented on '-' strands, N-padded past either
+   chromosome end;
+5. optionally check the FASTA's contig lengths against those of the reference the model was trained on.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from genalm_models.genome import Genome, GenomeError, Interval, read_bed
+
+from .folder import WindowSpec, compare_contigs, parse_reference_contigs
+
+log = logging.getLogger(__name__)
+
+# A window with more N than this is still predicted, but the user is told: its score mostly reflects the gap token.
+N_WARNING_FRACTION = 0.5
+MAX_N_WARNINGS = 5
+
+
+@dataclass(frozen=True)
+class SequenceItem:
+    sequence: str          # what the model reads, 5'->3' on the interval's strand
+    region: Interval       # the region the predictions refer to (window without flanks); may run off the contig
+    interval: Interval     # the BED record as read
+    targets: np.ndarray | None
+
+
+def as_optional_int(value, name: str) -> int | None:
+    """Dataloader arguments arrive from JSON/YAML: accept 300, "300", 300.0; None/"" mean unset."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    raise ValueError(f"{name} must be an integer, got {value!r}")
+
+
+def as_bool(value, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("0", "false", "no", "off", ""):
+        return False
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise ValueError(f"{name} must be true or false, got {value!r}")
+
+
+def window_spec(sequence_length=None, anchor="center", upstream=None, flank=0) -> WindowSpec:
+    return WindowSpec(sequence_length=as_optional_int(sequence_length, "sequence_length"),
+                      anchor=str(anchor or "center"),
+                      upstream=as_optional_int(upstream, "upstream"),
+                      flank=as_optional_int(flank, "flank") or 0).validate("dataloader arguments")
+
+
+def target_region(interval: Interval, window: WindowSpec) -> Interval:
+    """The region (without flanks) the model's predictions for `interval` refer to."""
+    if window.sequence_length is None:
+        return interval
+    if window.anchor == "tss":
+        if interval.width == 0:
+            raise GenomeError(f"{interval.describe()}: a zero-length interval has no 5' end to anchor a window on")
+        return interval.window(window.upstream, window.sequence_length - window.upstream - 1)
+    return interval.resize(window.sequence_length)
+
+
+def input_region(region: Interval, window: WindowSpec) -> Interval:
+    if not window.flank:
+        return region
+    return Interval(region.chrom, region.start - window.flank, region.end + window.flank, name=region.name,
+                    score=region.score, strand=region.strand, extra=region.extra, source=region.source,
+                    line=region.line)
+
+
+def _targets(interval: Interval) -> np.ndarray:
+    values = []
+    for column, text in enumerate(interval.extra, start=7):
+        try:
+            values.append(float(text))
+        except ValueError:
+            raise GenomeError(f"{interval.source}:{interval.line}: column {column} ({text!r}) is not a number; "
+                              "extra BED columns are read as numeric targets - drop them or set "
+                              "ignore_targets: true") from None
+    return np.asarray(values, dtype=np.float32)
+
+
+class IntervalSequences:
+    """Random access to the model inputs for every interval of a BED file."""
+
+    def __init__(self, intervals_file: str | os.PathLike, fasta_file: str | os.PathLike,
+                 window: WindowSpec = WindowSpec(), use_strand: bool = True,
+                 reference_contigs: str | Mapping[str, int] | None = None, ignore_targets: bool = False):
+        self.intervals_file = str(intervals_file)
+        self.fasta_file = str(fasta_file)
+        self.window = window.validate("dataloader arguments")
+        self.use_strand = use_strand
+        # Open the FASTA first: a missing or unreadable reference is the more fundamental error.
+        self.genome = Genome(fasta_file)
+        self.intervals = list(read_bed(intervals_file))
+        if not self.intervals:
+            raise GenomeError(f"{intervals_file}: no intervals (the BED file is empty or holds only comment, "
+                              "track and header lines); nothing to predict")
+        self.fasta_names = [self._check_interval(interval) for interval in self.intervals]
+        self.has_targets = bool(self.intervals[0].extra) and not ignore_targets
+        if self.has_targets:
+            self.targets = np.stack([self._consistent_targets(iv) for iv in self.intervals])
+        self.reference_mismatches, self.reference_matches = self._check_reference(reference_contigs)
+        self._n_warnings = 0
+
+    # -- checks done once, before any prediction ------------------------------------------------------------------
+    def _check_interval(self, interval: Interval) -> str:
+        name = self.genome.resolve(interval.chrom, interval)
+        length = self.genome.contig_lengths[name]
+        if interval.end > length:
+            raise GenomeError(
+                f"{interval.source}:{interval.line}: interval {interval.chrom}:{interval.start}-{interval.end} "
+                f"extends past the end of {name} in {self.fasta_file} (length {length:,}); is the BED file for "
+                "another assembly? (windows around intervals near the ends are N-padded; the interval itself "
+                "must lie on the chromosome)")
+        target_region(interval, self.window)  # raises for intervals the window cannot be placed on
+        return name
+
+    def _consistent_targets(self, interval: Interval) -> np.ndarray:
+        values = _targets(interval)
+        expected = len(self.intervals[0].extra)
+        if len(values) != expected:
+            raise GenomeError(f"{interval.source}:{interval.line}: {len(values)} extra (target) columns, but the "
+                              f"first interval has {expected}; every line needs the same columns")
+        return values
+
+    def _check_reference(self, reference_contigs) -> tuple[list[str], list[str]]:
+        expected = parse_reference_contigs(reference_contigs)
+        if not expected:
+            return [], []
+        used = list(dict.fromkeys(self.fasta_names))
+        mismatches, matches = compare_contigs(self.genome.contig_lengths, expected, only=used)
+        for message in mismatches:
+            log.warning("%s: %s - the FASTA does not look like the assembly the model was trained on; "
+                        "predictions may be meaningless", self.fasta_file, message)
+        if not mismatches and not matches:
+            log.warning("%s: none of the contigs used (%s) is in the model's reference (%s); the assembly cannot "
+                        "be checked", self.fasta_file, ", ".join(used[:5]), ", ".join(list(expected)[:5]))
+        return mismatches, matches
+
+    # -- items ----------------------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.intervals)
+
+    def __getitem__(self, index: int) -> SequenceItem:
+        interval = self.intervals[index]
+        region = target_region(interval, self.window)
+        fetched = input_region(region, self.window)
+        strand = fetched.strand if self.use_strand else "+"
+        sequence = self.genome.fetch(fetched, strand=strand)
+        self._warn_if_mostly_n(sequence, region)
+        if not self.use_strand:
+            region = Interval(region.chrom, region.start, region.end, name=region.name, strand="+",
+                              source=region.source, line=region.line)
+        return SequenceItem(sequence=sequence, region=region, interval=interval,
+                            targets=self.targets[index] if self.has_targets else None)
+
+    def _warn_if_mostly_n(self, sequence: str, region: Interval) -> None:
+        if not sequence or self._n_warnings >= MAX_N_WARNINGS:
+            return
+        fraction = sequence.count("N") / len(sequence)
+        if fraction > N_WARNING_FRACTION:
+            self._n_warnings += 1
+            more = " (no more such warnings)" if self._n_warnings == MAX_N_WARNINGS else ""
+            log.warning("%s: %.0f%% of the window is N (assembly gap or chromosome end); it is predicted anyway%s",
+                        region.describe(), 100 * fraction, more)
+
+    def region_id(self, interval: Interval) -> str:
+        if interval.name and interval.name != ".":
+            return interval.name
+        return f"{interval.chrom}:{interval.start}-{interval.end}"
+
+    def close(self) -> None:
+        self.genome.close()

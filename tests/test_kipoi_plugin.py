@@ -1,0 +1,586 @@
+"""The Kipoi plugin end to end, with the REAL `kipoi` and `genalm-kipoi` commands in subprocesses.
+
+Every subprocess gets its own HOME (so ~/.kipoi is a temporary folder) and GIT_CONFIG_GLOBAL=/dev/null; github.com
+is unreachable, as on an offline machine. "The public zoo" is a local bare repository; its arrival is simulated by a
+git config that maps https://github.com/kipoi/models.git to it (`url.<bare>.insteadOf`). The models are the tiny
+exported models of the `tiny_zoo` fixture (conftest.py), registered with `--group-dir`.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from kipoi_genalm.folder import read_folder_info, sha256_file
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+KIPOI = str(BIN / "kipoi") if (BIN / "kipoi").exists() else shutil.which("kipoi")
+GENALM_KIPOI = str(BIN / "genalm-kipoi") if (BIN / "genalm-kipoi").exists() else shutil.which("genalm-kipoi")
+PUBLIC_ZOO_URL = "https://github.com/kipoi/models.git"
+
+pytestmark = pytest.mark.skipif(not (KIPOI and GENALM_KIPOI), reason="the kipoi / genalm-kipoi commands are "
+                                                                      "not installed (pip install -e .)")
+
+
+# ---- helpers ----------------------------------------------------------------------------------------------------
+def environment(home: Path, **extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GENALM_") or k == "GENALM_CACHE_DIR"}
+    env.update(HOME=str(home), GIT_CONFIG_GLOBAL="/dev/null", GIT_CONFIG_NOSYSTEM="1", PYTHONWARNINGS="ignore")
+    env.update(extra)
+    return env
+
+
+def run(command: list[str], home: Path, cwd: Path, expect: int = 0, **extra_env: str) -> str:
+    result = subprocess.run(command, cwd=cwd, env=environment(home, **extra_env), capture_output=True, text=True)
+    output = result.stdout + result.stderr
+    if expect is not None:
+        assert result.returncode == expect, f"{' '.join(command)} -> {result.returncode}\n{output[-4000:]}"
+    return output
+
+
+def kipoi(args: list[str], home: Path, cwd: Path, expect: int = 0, **extra_env: str) -> str:
+    return run([KIPOI, *args], home, cwd, expect, **extra_env)
+
+
+def genalm(args: list[str], home: Path, cwd: Path, expect: int = 0, **extra_env: str) -> str:
+    return run([GENALM_KIPOI, *args], home, cwd, expect, **extra_env)
+
+
+def dataloader_args(intervals: Path, fasta: Path, **more) -> str:
+    return "--dataloader_args=" + json.dumps({"intervals_file": str(intervals), "fasta_file": str(fasta), **more})
+
+
+def git(repo: Path, *args: str) -> str:
+    result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                            env=environment(repo.parent))
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def snapshot(home: Path) -> dict[str, str]:
+    """Every path under HOME with the sha256 of its content (git objects left out: pulls may repack them)."""
+    state = {}
+    for path in sorted(home.rglob("*")):
+        relative = str(path.relative_to(home))
+        if "/objects/" in relative or relative.endswith("/objects"):
+            continue
+        if path.is_symlink():
+            state[relative] = "link:" + os.readlink(path)
+        elif path.is_file():
+            state[relative] = hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            state[relative] = "dir"
+    return state
+
+
+@pytest.fixture(scope="module")
+def public_zoo(tmp_path_factory) -> dict:
+    """A bare repository standing in for github.com/kipoi/models, holding one model, and a git config that makes
+    the GitHub URL point at it ("the network is back")."""
+    root = tmp_path_factory.mktemp("public_zoo")
+    work = root / "work"
+    (work / "PublicModel").mkdir(parents=True)
+    (work / "PublicModel" / "model.yaml").write_text(
+        "defined_as: kipoi.model.SklearnModel\nargs:\n  pkl_file: model.pkl\ninfo:\n  authors:\n    - name: someone\n"
+        "  doc: a model of the public zoo\ndependencies:\n  pip: [scikit-learn]\nschema:\n  inputs:\n    shape: (1,)\n"
+        "    doc: x\n  targets:\n    shape: (1,)\n    doc: y\n")
+    env = environment(root)
+    for command in (["git", "init", "-q", "-b", "master"], ["git", "add", "-A"],
+                    ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "public zoo"]):
+        subprocess.run(command, cwd=work, env=env, check=True)
+    bare = root / "models.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], env=env, check=True)
+    online = root / "online.gitconfig"
+    online.write_text(f'[url "file://{bare}"]\n\tinsteadOf = {PUBLIC_ZOO_URL}\n')
+    return {"bare": bare, "online_config": online}
+
+
+def clone_public_zoo(public_zoo: dict, destination: Path) -> None:
+    """A user's clone of the zoo whose origin is the real (here unreachable) GitHub URL."""
+    subprocess.run(["git", "clone", "-q", "--depth=1", f"file://{public_zoo['bare']}", str(destination)],
+                   env=environment(destination.parent), check=True)
+    git(destination, "remote", "set-url", "origin", PUBLIC_ZOO_URL)
+
+
+@pytest.fixture(scope="module")
+def registered_home(tmp_path_factory, tiny_zoo) -> Path:
+    """A HOME with no Kipoi setup in which `genalm-kipoi register` was run (no public zoo)."""
+    home = tmp_path_factory.mktemp("home_registered")
+    genalm(["register", "--group-dir", str(tiny_zoo["group"])], home, home)
+    return home
+
+
+def intervals_for(name: str, tiny_zoo, promoters_bed: Path) -> Path:
+    # the embedding model takes intervals as they are: give it its 150 bp example windows, not 1-bp TSS records;
+    # the 1 kb RMT promoter model is the slowest: its few examples are enough
+    if name in ("embedding", "promoter_rmt"):
+        return tiny_zoo["models"][name] / "example.bed"
+    return promoters_bed
+
+
+def n_intervals(path: Path) -> int:
+    return sum(1 for line in path.read_text().splitlines() if line.strip())
+
+
+# ---- registration: where kipoi finds GENA-LM --------------------------------------------------------------------
+def test_user_without_kipoi_setup_registers_predicts_and_later_gets_the_public_zoo(
+        tmp_path, tiny_zoo, public_zoo, promoters_bed, chr20_fasta):
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    args = dataloader_args(promoters_bed, chr20_fasta)
+    before = kipoi(["predict", "GENA-LM/promoter", args, "-o", "out.tsv"], home, work, expect=None)
+    assert "GENA-LM/promoter doesn't exist" in before and not (work / "out.tsv").exists()
+
+    group = str(tiny_zoo["group"])
+    assert "registered:" in genalm(["register", "--group-dir", group], home, work)
+    assert "already registered" in genalm(["register", "--group-dir", group], home, work)
+    models = home / ".kipoi" / "models"
+    assert (models / "GENA-LM").resolve() == tiny_zoo["group"].resolve()
+    assert git(models, "config", "--get", "remote.origin.url").strip() == PUBLIC_ZOO_URL
+
+    # exactly as typed: default source, relative output path
+    output = kipoi(["predict", "GENA-LM/promoter", args, "-o", "out.tsv"], home, work)
+    assert "Done! Predictions stored in out.tsv" in output
+    table = pd.read_csv(work / "out.tsv", sep="\t")
+    assert list(table.columns) == ["preds/0"] and len(table) == n_intervals(promoters_bed)
+    assert table["preds/0"].between(0, 1).all()
+
+    # the network comes back: kipoi's own `git pull` brings the public zoo into the seeded repository
+    listing = kipoi(["ls"], home, work, GIT_CONFIG_GLOBAL=str(public_zoo["online_config"]))
+    assert "GENA-LM/ (5)" in listing and "PublicModel" in listing
+    assert (models / "PublicModel" / "model.yaml").is_file()
+    assert git(models, "status", "--porcelain") == ""  # the link is excluded, the clone is clean
+    assert "public zoo: cloned" in genalm(["status", "--group-dir", group], home, work)
+    assert "GENA-LM/ (5)" in kipoi(["ls"], home, work)  # offline again: both still listed
+
+    assert "unregistered" in genalm(["unregister", "--group-dir", group], home, work)
+    assert not (models / "GENA-LM").exists() and (models / "PublicModel").is_dir()
+    assert "/GENA-LM" not in (models / ".git" / "info" / "exclude").read_text()
+    assert subprocess.run(["git", "-C", str(models), "config", "--get", "genalm.seeded"],
+                          capture_output=True).returncode == 1
+    assert "not registered" in genalm(["unregister", "--group-dir", group], home, work)
+
+
+def test_unregister_before_the_zoo_arrived_restores_a_fresh_home(tmp_path, tiny_zoo):
+    home = tmp_path / "home"
+    home.mkdir()
+    group = str(tiny_zoo["group"])
+    assert "not registered" in genalm(["status", "--group-dir", group], home, tmp_path)  # kipoi writes its config
+    fresh = snapshot(home)
+    assert list(fresh) == [".kipoi", ".kipoi/config.yaml"]
+    genalm(["register", "--group-dir", group], home, tmp_path)
+    assert (home / ".kipoi" / "models" / ".git").is_dir()
+    genalm(["unregister", "--group-dir", group], home, tmp_path)
+    assert snapshot(home) == fresh
+
+
+def test_user_with_a_clone_of_the_zoo_keeps_it_untouched(tmp_path, tiny_zoo, public_zoo, promoters_bed,
+                                                         chr20_fasta):
+    home, work = tmp_path / "home", tmp_path / "work"
+    (home / ".kipoi").mkdir(parents=True)
+    work.mkdir()
+    models = home / ".kipoi" / "models"
+    clone_public_zoo(public_zoo, models)
+    kipoi(["ls"], home, work)  # a user who has used kipoi: its config and the failed pull's traces exist
+    before = snapshot(home)
+
+    group = str(tiny_zoo["group"])
+    genalm(["register", "--group-dir", group], home, work)
+    assert "already registered" in genalm(["register", "--group-dir", group], home, work)
+    kipoi(["predict", "GENA-LM/promoter", dataloader_args(promoters_bed, chr20_fasta), "-o", "out.tsv"], home, work)
+    assert len(pd.read_csv(work / "out.tsv", sep="\t")) == n_intervals(promoters_bed)
+    assert git(models, "status", "--porcelain") == ""
+    assert "PublicModel" in kipoi(["ls"], home, work)
+
+    genalm(["unregister", "--group-dir", group], home, work)
+    assert snapshot(home) == before
+
+
+def test_custom_config_and_other_sources_are_never_broken(tmp_path, tiny_zoo, public_zoo):
+    home, work = tmp_path / "home", tmp_path / "work"
+    (home / ".kipoi").mkdir(parents=True)
+    work.mkdir()
+    clone_public_zoo(public_zoo, home / "zoo-clone")
+    lab = home / "mylab" / "LabModel"
+    lab.mkdir(parents=True)
+    shutil.copy(public_zoo["bare"].parent / "work" / "PublicModel" / "model.yaml", lab / "model.yaml")
+    (home / ".kipoi" / "config.yaml").write_text(
+        "# my hand-written kipoi config -- keep my comments!\nmodel_sources:\n  kipoi:\n    type: git\n"
+        f"    remote_url: {PUBLIC_ZOO_URL}\n    local_path: {home}/zoo-clone/\n    auto_update: true\n"
+        f"  mylab:            # lab-internal models\n    type: local\n    local_path: {home}/mylab\n")
+    kipoi(["ls"], home, work)
+    before = snapshot(home)
+
+    group = str(tiny_zoo["group"])
+    assert f"{home}/zoo-clone/GENA-LM" in genalm(["register", "--group-dir", group], home, work)
+    assert "GENA-LM/ (5)" in kipoi(["ls"], home, work)
+    assert "LabModel" in kipoi(["ls", "--source", "mylab"], home, work)
+    assert (home / ".kipoi" / "config.yaml").read_text().startswith("# my hand-written kipoi config")
+    genalm(["unregister", "--group-dir", group], home, work)
+    assert snapshot(home) == before
+
+
+def test_register_refuses_to_touch_a_foreign_group_folder(tmp_path, tiny_zoo):
+    home = tmp_path / "home"
+    foreign = home / ".kipoi" / "models" / "GENA-LM"
+    foreign.mkdir(parents=True)
+    (foreign / "notes.txt").write_text("mine")
+    output = genalm(["register", "--group-dir", str(tiny_zoo["group"])], home, tmp_path, expect=1)
+    assert "already exists and is not a link made by genalm-kipoi; not touching it" in output
+    assert (foreign / "notes.txt").read_text() == "mine"
+    empty_group = tmp_path / "empty" / "GENA-LM"
+    empty_group.mkdir(parents=True)
+    assert "nothing to register" in genalm(["register", "--group-dir", str(empty_group)], home, tmp_path, expect=1)
+
+
+# ---- every model through the kipoi CLI ----------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["promoter", "promoter_rmt", "splice", "embedding", "mlm"])
+def test_kipoi_test_passes_offline(name, registered_home, tmp_path):
+    output = kipoi(["test", f"GENA-LM/{name}", "--source", "kipoi"], registered_home, tmp_path)
+    assert "Using downloaded and verified file" in output  # the shipped expectation, no download
+    assert "All predictions match" in output and "Successfully ran test_predict" in output
+
+
+def test_a_wrong_expectation_fails_kipoi_test_even_in_a_later_output(registered_home, tiny_zoo, tmp_path):
+    """kipoi 0.8.6 compared only the first array of dict outputs; the plugin makes it compare all of them."""
+    tampered = tmp_path / "tampered.h5"
+    shutil.copy(tiny_zoo["models"]["splice"] / "downloaded" / "model_files" / "test.expect.h5", tampered)
+    with h5py.File(tampered, "a") as handle:
+        handle["preds/donor"][0, 5] += 0.01
+    output = kipoi(["test", "GENA-LM/splice", "--source", "kipoi", "-e", str(tampered)], registered_home, tmp_path,
+                   expect=1)
+    assert "don't match the expected predictions" in output and "output 'donor'" in output
+
+
+@pytest.fixture(scope="module")
+def promoter_outputs(registered_home, tmp_path_factory, promoters_bed, chr20_fasta) -> Path:
+    """`kipoi predict GENA-LM/promoter ... -o out.tsv` and `-o out.h5` exactly as typed. An out.h5 is there
+    already: kipoi alone fails on it ("name already exists"), the plugin's atomic writer replaces it."""
+    work = tmp_path_factory.mktemp("promoter_outputs")
+    with h5py.File(work / "out.h5", "w") as handle:
+        handle["preds"] = np.zeros((3, 1))
+    args = dataloader_args(promoters_bed, chr20_fasta)
+    kipoi(["predict", "GENA-LM/promoter", args, "-o", "out.tsv"], registered_home, work)
+    kipoi(["predict", "GENA-LM/promoter", args, "-m", "-o", "out.h5"], registered_home, work)
+    return work
+
+
+def test_promoter_tsv_h5_and_provenance(promoter_outputs, tiny_zoo, promoters_bed):
+    table = pd.read_csv(promoter_outputs / "out.tsv", sep="\t")
+    n = n_intervals(promoters_bed)
+    assert len(table) == n
+    with h5py.File(promoter_outputs / "out.h5") as handle:
+        preds = handle["preds"][:]
+        assert preds.shape == (n, 1)
+        np.testing.assert_allclose(preds[:, 0], table["preds/0"], rtol=1e-6)
+        ranges = handle["metadata/ranges"]
+        assert ranges["chr"][0] == b"chr20" and ranges["end"][0] - ranges["start"][0] == 300
+        stored = json.loads(handle.attrs["genalm_provenance"])
+    weights = tiny_zoo["models"]["promoter"] / "model.safetensors"
+    for output in ("out.tsv", "out.h5"):
+        document = json.loads((promoter_outputs / f"{output}.provenance.json").read_text())
+        model = document["models"][0]
+        assert model["name"] == "GENA-LM/promoter" and model["weights_sha256"] == sha256_file(weights)
+        assert model["version"] == read_folder_info(weights.parent).version
+        assert document["inputs"]["intervals_file"] == str(promoters_bed)
+        assert document["inputs"]["reference_check"] == "ok"  # chr20_2mb.fa.gz is the training reference
+    assert stored["models"][0]["weights_sha256"] == sha256_file(weights)
+    assert not [p for p in os.listdir(promoter_outputs) if p.endswith(".partial")]
+
+
+@pytest.mark.parametrize("name", ["promoter_rmt", "splice", "embedding", "mlm"])
+def test_kipoi_predict_tsv_and_h5(name, registered_home, tiny_zoo, tmp_path, promoters_bed, chr20_fasta):
+    intervals = intervals_for(name, tiny_zoo, promoters_bed)
+    kipoi(["predict", f"GENA-LM/{name}", dataloader_args(intervals, chr20_fasta), "-o", "out.tsv", "out.h5"],
+          registered_home, tmp_path)
+    n = n_intervals(intervals)
+    table = pd.read_csv(tmp_path / "out.tsv", sep="\t")
+    assert len(table) == n
+    info = read_folder_info(tiny_zoo["models"][name])
+    with h5py.File(tmp_path / "out.h5") as handle:
+        if name == "promoter_rmt":
+            assert handle["preds"].shape == (n, 1) and list(table.columns) == ["preds/0"]
+        elif name == "splice":  # per-nucleotide tracks on the 200 bp region, one per label
+            assert sorted(handle["preds"]) == ["acceptor", "donor"]
+            assert handle["preds/acceptor"].shape == (n, 200)
+            assert "preds/donor/199" in table.columns and table.shape[1] == 400
+            assert ((handle["preds/donor"][:] >= 0) & (handle["preds/donor"][:] <= 1)).all()
+        else:  # embeddings: pooled + per-token
+            hidden = json.loads((tiny_zoo["models"][name] / "config.json").read_text())["hidden_size"]
+            preds = handle["preds"]
+            assert sorted(preds) == ["n_tokens", "pooled", "token_embeddings", "token_spans"]
+            assert preds["pooled"].shape == (n, hidden)
+            counts = preds["n_tokens"][:]
+            states = preds["token_embeddings"][:]
+            assert (counts > 0).all() and states.shape[0] == n and states.shape[2] == hidden
+            row = states[0, : counts[0]]
+            np.testing.assert_allclose(row.mean(axis=0), preds["pooled"][0], rtol=1e-4, atol=1e-5)
+            assert np.isnan(states[0, counts[0]:]).all()
+            spans = preds["token_spans"][0, : counts[0]]
+            assert spans[0, 0] == 0 and (spans[1:, 0] == spans[:-1, 1]).all()  # tokens tile the sequence
+    assert json.loads((tmp_path / "out.h5.provenance.json").read_text())["models"][0]["name"] == info.name
+
+
+def test_kipoi_info_shows_the_model_documentation(registered_home, tmp_path):
+    output = kipoi(["info", "GENA-LM/promoter"], registered_home, tmp_path)
+    for text in ("'GENA-LM/promoter' from source 'kipoi'", "-249 to +50", "probability per output: promoter",
+                 "GENALM_RC_AVERAGE", "https://doi.org/10.1093/nar/gkae1310", "intervals_file", "fasta_file",
+                 "reference_contigs"):
+        assert text in output, text
+
+
+def test_python_api_returns_the_cli_numbers(registered_home, promoter_outputs, promoters_bed, chr20_fasta,
+                                            tmp_path):
+    script = tmp_path / "api.py"
+    script.write_text(
+        "import json, sys, numpy as np, kipoi\n"
+        "model = kipoi.get_model('GENA-LM/promoter')\n"
+        f"kwargs = dict(intervals_file={str(promoters_bed)!r}, fasta_file={str(chr20_fasta)!r})\n"
+        "preds = model.pipeline.predict(kwargs, batch_size=7)\n"
+        "model.configure(rc_average=True)\n"
+        "rc = model.pipeline.predict(kwargs, batch_size=64)\n"
+        f"np.save({str(tmp_path / 'api.npy')!r}, np.stack([preds[:, 0], rc[:, 0]]))\n"
+        "print(type(model).__name__, model.genalm_info.name)\n")
+    output = run([sys.executable, str(script)], registered_home, tmp_path)
+    assert "GenaLMModel GENA-LM/promoter" in output
+    plain, rc_averaged = np.load(tmp_path / "api.npy")
+    cli = pd.read_csv(promoter_outputs / "out.tsv", sep="\t")["preds/0"].to_numpy()
+    np.testing.assert_allclose(plain, cli, rtol=1e-5, atol=1e-6)
+    assert np.abs(rc_averaged - plain).max() > 1e-3  # configure(rc_average=True) took effect
+
+
+def test_environment_options_reach_the_model_through_kipoi_predict(registered_home, tiny_zoo, tmp_path,
+                                                                   promoters_bed, chr20_fasta):
+    from kipoi_genalm.adapter import FolderModel, PredictOptions
+    from kipoi_genalm.sequences import IntervalSequences
+
+    kipoi(["predict", "GENA-LM/promoter", dataloader_args(promoters_bed, chr20_fasta), "-o", "rc.tsv"],
+          registered_home, tmp_path, GENALM_RC_AVERAGE="1", GENALM_BATCH_SIZE="5")
+    folder = tiny_zoo["models"]["promoter"]
+    model = FolderModel(folder, PredictOptions(rc_average=True))
+    data = IntervalSequences(promoters_bed, chr20_fasta, read_folder_info(folder).window)
+    expected = model.predict([data[i].sequence for i in range(len(data))])[:, 0]
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "rc.tsv", sep="\t")["preds/0"], expected, rtol=1e-5)
+    document = json.loads((tmp_path / "rc.tsv.provenance.json").read_text())
+    assert document["models"][0]["rc_average"] is True
+
+
+def test_a_failed_run_leaves_no_partial_output(registered_home, tmp_path, chr20_fasta):
+    """The third interval is too long for the plain model: the run fails in its second batch, after the first
+    batch was written. The old out.tsv stays as it was, no out.h5 appears, no temporary file is left."""
+    intervals = tmp_path / "mixed.bed"
+    intervals.write_text("chr20\t100000\t100100\ta\t0\t+\nchr20\t200000\t200100\tb\t0\t+\n"
+                         "chr20\t300000\t302000\tlong\t0\t+\n")
+    (tmp_path / "out.tsv").write_text("previous results\n")
+    args = dataloader_args(intervals, chr20_fasta, sequence_length=None, anchor="center")
+    output = kipoi(["predict", "GENA-LM/promoter", args, "--batch_size", "2", "-o", "out.tsv", "out.h5"],
+                   registered_home, tmp_path, expect=1)
+    assert "this model takes at most" in output
+    assert (tmp_path / "out.tsv").read_text() == "previous results\n"
+    assert sorted(os.listdir(tmp_path)) == ["mixed.bed", "out.tsv"]
+
+
+# ---- genalm-kipoi: predict wrapper, scan, FASTA check -----------------------------------------------------------
+def test_genalm_kipoi_predict_without_registration(tiny_zoo, tmp_path, promoters_bed, chr20_fasta):
+    home = tmp_path / "home"
+    home.mkdir()
+    group = str(tiny_zoo["group"])
+    output = genalm(["predict", "GENA-LM/splice", "--group-dir", group, "--intervals", str(promoters_bed),
+                     "--fasta", str(chr20_fasta), "-o", "splice.h5", "--rc-average"], home, tmp_path)
+    assert "predictions written to splice.h5" in output
+    with h5py.File(tmp_path / "splice.h5") as handle:
+        assert handle["preds/acceptor"].shape == (n_intervals(promoters_bed), 200)
+        assert "metadata" in handle  # interval columns are kept by default
+    assert json.loads((tmp_path / "splice.h5.provenance.json").read_text())["models"][0]["rc_average"] is True
+
+    bad = tmp_path / "bad.bed"
+    bad.write_text("chr20\t100000\t100001\ta\t0\t+\nchrUn\t5\t6\tb\t0\t+\n")
+    output = genalm(["predict", "GENA-LM/promoter", "--group-dir", group, "--intervals", str(bad), "--fasta",
+                     str(chr20_fasta), "-o", "bad.tsv"], home, tmp_path, expect=2)
+    assert f"error: {bad}:2: chromosome 'chrUn' is not in" in output and "Traceback" not in output
+    assert not (tmp_path / "bad.tsv").exists()
+
+
+def test_scan_writes_a_bedgraph_track(tiny_zoo, tmp_path, chr20_fasta):
+    from kipoi_genalm.adapter import FolderModel
+    from kipoi_genalm.sequences import IntervalSequences
+
+    home = tmp_path / "home"
+    home.mkdir()
+    group = str(tiny_zoo["group"])
+    genalm(["scan", "GENA-LM/promoter", "--group-dir", group, "--fasta", str(chr20_fasta), "--region",
+            "chr20:100,001-101,000", "--step", "100", "--strand", "-", "-o", "p.bedGraph"], home, tmp_path)
+    lines = (tmp_path / "p.bedGraph").read_text().splitlines()
+    assert lines[0].startswith('track type=bedGraph name="GENA-LM/promoter promoter"')
+    rows = [line.split("\t") for line in lines[1:]]
+    assert [(int(r[1]), int(r[2])) for r in rows] == [(s, s + 100) for s in range(100_000, 101_000, 100)]
+    # bin 3 = the model's TSS window around base 100,349 on '-'
+    site = tmp_path / "site.bed"
+    site.write_text("chr20\t100349\t100350\tx\t0\t-\n")
+    folder = tiny_zoo["models"]["promoter"]
+    data = IntervalSequences(site, chr20_fasta, read_folder_info(folder).window)
+    assert float(rows[3][3]) == pytest.approx(float(FolderModel(folder).predict([data[0].sequence])[0, 0]),
+                                              rel=1e-5)
+    assert json.loads((tmp_path / "p.bedGraph.provenance.json").read_text())["inputs"]["strand"] == "-"
+
+    genalm(["scan", "GENA-LM/splice", "--group-dir", group, "--fasta", str(chr20_fasta), "--region",
+            "chr20:300,001-300,450", "--output-label", "donor", "-o", "s.bedGraph", "--no-progress"], home, tmp_path)
+    rows = [line.split("\t") for line in (tmp_path / "s.bedGraph").read_text().splitlines()[1:]]
+    assert int(rows[0][1]) == 300_000 and int(rows[-1][2]) == 300_450
+    assert all(int(a[2]) == int(b[1]) for a, b in zip(rows, rows[1:]))  # per-base values, contiguous
+
+
+def test_check_fasta_against_the_training_assembly(tiny_zoo, tmp_path, chr20_fasta):
+    home = tmp_path / "home"
+    home.mkdir()
+    group = str(tiny_zoo["group"])
+    output = genalm(["check-fasta", "GENA-LM/promoter", str(chr20_fasta), "--group-dir", group], home, tmp_path)
+    assert "matches" in output
+    truncated = tiny_zoo["models"]["promoter"] / "example.fa.gz"  # contig 20 cut short
+    output = genalm(["check-fasta", "GENA-LM/promoter", str(truncated), "--group-dir", group], home, tmp_path,
+                    expect=1)
+    assert "MISMATCH: contig 20 is" in output and "2,000,000 bp in the reference the model was trained on" in output
+    listing = genalm(["list", "--group-dir", group], home, tmp_path)
+    assert len(listing.splitlines()) == 5 and "GENA-LM/splice" in listing and "sha256:" in listing
+
+
+def test_the_bundled_group_is_the_package_zoo_folder():
+    import kipoi_genalm
+
+    # editable and wheel installs alike: the group kipoi links to is a real folder inside the package
+    assert kipoi_genalm.GROUP_DIR == Path(kipoi_genalm.__file__).resolve().parent / "zoo" / "GENA-LM"
+    assert kipoi_genalm.GROUP_DIR.parent.parent == ROOT / "plugin"
+
+
+# ---- in-process: the adapter ------------------------------------------------------------------------------------
+def test_adapter_options_and_shapes(tiny_zoo, chr20_fasta, promoters_bed):
+    from genalm_models.genome import reverse_complement
+    from kipoi_genalm.adapter import FolderModel, PredictOptions, as_sequences
+    from kipoi_genalm.sequences import IntervalSequences
+
+    folder = tiny_zoo["models"]["splice"]
+    data = IntervalSequences(promoters_bed, chr20_fasta, read_folder_info(folder).window)
+    sequences = [data[i].sequence for i in range(4)]
+    model = FolderModel(folder)
+    forward = model.predict(sequences)
+    assert forward["acceptor"].shape == (4, 200)
+    model.configure(rc_average=True)
+    averaged = model.predict(sequences)
+    model.configure(rc_average=False)
+    reverse = model.predict([reverse_complement(s) for s in sequences])
+    np.testing.assert_allclose(averaged["donor"], (forward["donor"] + reverse["donor"][:, ::-1]) / 2, rtol=1e-5)
+    model.configure(precision="bf16")
+    np.testing.assert_allclose(model.predict(sequences)["donor"], forward["donor"], atol=0.05)
+    with pytest.raises(ValueError, match="one length"):
+        model.predict([sequences[0], sequences[1][:-1]])
+
+    assert as_sequences(np.array([b"ACGT", "GG"], dtype=object)) == ["ACGT", "GG"]
+    assert as_sequences({"seq": np.array(["AC"])}) == ["AC"]
+    assert PredictOptions.build({"rc_average": "yes", "batch_size": "8"}).batch_size == 8
+    environment_options = PredictOptions().with_environment({"GENALM_PRECISION": "bf16", "GENALM_RC_AVERAGE": "1"})
+    assert (environment_options.precision, environment_options.rc_average) == ("bf16", True)
+    with pytest.raises(ValueError, match="GENALM_PRECISION.*fp32 or bf16"):
+        PredictOptions().with_environment({"GENALM_PRECISION": "fp8"})
+    with pytest.raises(ValueError, match="unknown option"):
+        PredictOptions.build({"temperature": 1})
+
+
+def test_changed_weights_are_reported_and_recorded(tiny_zoo, tmp_path, caplog):
+    from kipoi_genalm.adapter import FolderModel
+
+    folder = tmp_path / "promoter"
+    shutil.copytree(tiny_zoo["models"]["promoter"], folder)
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(folder / "model.safetensors"))
+    state["classifier.bias"] += 1
+    save_file(state, str(folder / "model.safetensors"))
+    model = FolderModel(folder)
+    assert "weights were changed after export" in caplog.text
+    record = model.provenance()
+    assert record["weights_sha256"] == sha256_file(folder / "model.safetensors") != record["weights_sha256_at_export"]
+
+
+@pytest.fixture(scope="module")
+def kipoi_in_process(tmp_path_factory):
+    """kipoi imported in this process with HOME in a temporary folder (kipoi writes ~/.kipoi/config.yaml at
+    import), unless another test module imported it already."""
+    if "kipoi" not in sys.modules:
+        previous = os.environ.get("HOME")
+        os.environ["HOME"] = str(tmp_path_factory.mktemp("kipoi_home"))
+        try:
+            importlib.import_module("kipoi")
+        finally:
+            if previous is not None:
+                os.environ["HOME"] = previous
+    from kipoi_genalm import kipoi_compat
+
+    kipoi_compat.apply()
+    return sys.modules["kipoi"]
+
+
+def test_kipoi_writers_are_atomic_and_record_provenance(kipoi_in_process, tmp_path):
+    import gc
+
+    from kipoi import writers
+
+    from kipoi_genalm import kipoi_compat, provenance
+
+    writer = writers.get_writer(str(tmp_path / "a.tsv"))
+    writer.batch_write({"preds": np.zeros((2, 1))})
+    assert not (tmp_path / "a.tsv").exists()  # nothing appears under the final name before close()
+    del writer  # a failed run drops its writer without close(): the temporary file goes with it
+    gc.collect()
+    assert os.listdir(tmp_path) == []
+
+    key = provenance.register_model({"name": "GENA-LM/test", "weights_sha256": "abc"})
+    writer = writers.get_writer(str(tmp_path / "b.h5"))
+    provenance.note_prediction(key)
+    writer.batch_write({"preds": {"x": np.ones((3, 2))}})
+    writer.close()
+    assert sorted(os.listdir(tmp_path)) == ["b.h5", "b.h5.provenance.json"]
+    assert provenance.read_sidecar(tmp_path / "b.h5")["models"] == [{"name": "GENA-LM/test", "weights_sha256": "abc"}]
+    with h5py.File(tmp_path / "b.h5") as handle:
+        assert handle["preds/x"].shape == (3, 2) and "genalm_provenance" in handle.attrs
+
+    compare = kipoi_compat.compare_outputs
+    assert compare({"a": np.ones(2), "b": np.zeros(2)}, {"a": np.ones(2), "b": np.zeros(2)}, exact=False)
+    with pytest.raises(AssertionError, match="output 'b'"):
+        compare({"a": np.ones(2), "b": np.zeros(2)}, {"a": np.ones(2), "b": np.ones(2)}, exact=False, decimal=4)
+    with pytest.raises(AssertionError, match="structure"):
+        compare({"a": np.ones(2)}, {"a": np.ones(2), "b": np.ones(2)})
+
+
+# ---- the repository root as a Kipoi model -----------------------------------------------------------------------
+def test_repository_root_is_a_kipoi_model(tiny_zoo, tmp_path, promoters_bed, chr20_fasta):
+    """`kipoi test .` on the root's model.yaml + dataloader.py, in a copy whose plugin/zoo/GENA-LM/promoter is the
+    tiny model (the real bundled model is exported there by the release process); and on the repository itself
+    once that model exists."""
+    layout = tmp_path / "repo"
+    (layout / "plugin" / "zoo" / "GENA-LM").mkdir(parents=True)
+    for name in ("model.yaml", "dataloader.py"):
+        shutil.copy(ROOT / name, layout / name)
+    shutil.copytree(tiny_zoo["models"]["promoter"], layout / "plugin" / "zoo" / "GENA-LM" / "promoter")
+    home = tmp_path / "home"
+    home.mkdir()
+    output = kipoi(["test", "."], home, layout)
+    assert "All predictions match" in output and "Successfully ran test_predict" in output
+    kipoi(["predict", ".", "--source", "dir", dataloader_args(promoters_bed, chr20_fasta), "-o", "root.tsv"], home,
+          layout)
+    assert len(pd.read_csv(layout / "root.tsv", sep="\t")) == n_intervals(promoters_bed)
+
+    if (ROOT / "plugin" / "zoo" / "GENA-LM" / "promoter" / "model.yaml").is_file():
+        output = kipoi(["test", "."], home, ROOT)
+        assert "Successfully ran test_predict" in output
