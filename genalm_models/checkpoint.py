@@ -77,6 +77,17 @@ def read_state_dict(folder: str | os.PathLike) -> tuple[dict[str, torch.Tensor],
     raise CheckpointError(f"{folder}: no weights found (looked for {', '.join(WEIGHT_FILES)})")
 
 
+def resolve_model_folder(path: str | os.PathLike) -> Path:
+    """A model folder, or a training run directory (then its latest checkpoint)."""
+    path = Path(path)
+    if (path / "config.json").is_file():
+        return path
+    latest = path / "checkpoints" / "latest"
+    if latest.is_file():
+        return path / "checkpoints" / latest.read_text().strip()
+    raise CheckpointError(f"{path}: neither a model folder (config.json) nor a run directory (checkpoints/latest)")
+
+
 def head_from_config(config: GenaConfig) -> str:
     for arch in config.architectures or []:
         if arch in ARCHITECTURE_HEADS:

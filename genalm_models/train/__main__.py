@@ -116,8 +116,28 @@ def cmd_evaluate(args) -> None:
 def cmd_export(args) -> None:
     from ..export import export_model
 
-    path = export_model(args.source, args.out, name=args.name, config_path=args.config, fp16=not args.fp32)
+    options = {key: getattr(args, key) for key in EXPORT_OPTIONS if getattr(args, key) is not None}
+    path = export_model(args.source, args.out, name=args.name, config_path=args.config, fp16=not args.fp32,
+                        **options)
     print(f"Kipoi model written to {path}")
+
+
+EXPORT_OPTIONS = {  # export_model keyword -> (type, help); unset: derived from the run's task config
+    "version": (str, "model version recorded in genalm.json and every output (default: package version + date)"),
+    "kind": (str, "sequence | token | embedding | mlm"),
+    "sequence_length": (int, "input window in bp (HF folders without a run config)"),
+    "anchor": (str, "center | tss: where the window sits on a BED interval"),
+    "upstream": (int, "bp upstream of the TSS (anchor tss)"),
+    "flank": (int, "context bp added on both sides (token models)"),
+    "fasta": (str, "reference FASTA the example files are cut from"),
+    "reference_name": (str, "assembly name, e.g. GRCh37"),
+    "examples_bed": (str, "BED of example intervals"),
+    "n_examples": (int, "number of example intervals"),
+    "metrics": (str, "JSON file of held-out metrics for the model card"),
+    "description": (str, "one-paragraph description for `kipoi info`"),
+    "trained_on": (str, "training data summary"),
+    "max_tokens": (int, "width of per-token outputs (embedding / mlm)"),
+}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -183,6 +203,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--name", required=True, help="Kipoi model name, e.g. GENA-LM/promoter")
     p.add_argument("--config", default=None, help="run config (default: the run directory's config.yaml)")
     p.add_argument("--fp32", action="store_true", help="store fp32 weights (default fp16)")
+    for key, (kind, help_text) in EXPORT_OPTIONS.items():
+        p.add_argument("--" + key.replace("_", "-"), dest=key, type=kind, default=None, help=help_text)
     p.set_defaults(func=cmd_export)
 
     args = parser.parse_args(argv)

@@ -21,7 +21,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from ..checkpoint import load_model
+from ..checkpoint import load_model, resolve_model_folder
 from ..config import GenaConfig, RMTConfig
 from ..modeling_gena import build_model
 from ..predict import Predictor, forward_content, unwrap
@@ -84,13 +84,14 @@ def build_task(cfg: RunConfig):
 
 def build_model_and_tokenizer(cfg: RunConfig, task, log) -> tuple[torch.nn.Module, GenaTokenizer]:
     m = cfg.model
-    tokenizer = GenaTokenizer.from_pretrained(m.tokenizer or m.init_from)
+    init_from = resolve_model_folder(m.init_from) if m.init_from else None
+    tokenizer = GenaTokenizer.from_pretrained(m.tokenizer or init_from)
     head_fields = {}
     if task is not None:
         head_fields = dict(num_labels=len(task.labels), problem_type=task.problem_type,
                            id2label=dict(enumerate(task.labels)))
-    if m.init_from:
-        model, report = load_model(m.init_from, head=m.head, num_labels=head_fields.get("num_labels"))
+    if init_from:
+        model, report = load_model(init_from, head=m.head, num_labels=head_fields.get("num_labels"))
         log(str(report))
         if head_fields:
             inner = unwrap(model)
