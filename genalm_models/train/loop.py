@@ -91,8 +91,8 @@ def build_model_and_tokenizer(cfg: RunConfig, task, log) -> tuple[torch.nn.Modul
         head_fields = dict(num_labels=len(task.labels), problem_type=task.problem_type,
                            id2label=dict(enumerate(task.labels)))
     if init_from:
-        model, report = load_model(init_from, head=m.head, num_labels=head_fields.get("num_labels"))
-        log(str(report))
+        # the load report (new head, unused MLM head) is logged by load_model as a warning
+        model, _ = load_model(init_from, head=m.head, num_labels=head_fields.get("num_labels"))
         if head_fields:
             inner = unwrap(model)
             inner.config = inner.config.replace(**head_fields)
