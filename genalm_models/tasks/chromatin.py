@@ -33,7 +33,7 @@ import numpy as np
 from ..genome import GenomeError, numbered_lines
 from .base import Example, check_splits
 from .metrics import per_label_roc_auc
-from .splits import splits_from_files
+from .splits import FileSplitOptions
 
 N_DEEPSEA_LABELS = 919
 # (name, first, last) in 1-based label numbering, both inclusive.
@@ -112,13 +112,7 @@ def chromatin_metrics(y_true, scores) -> dict[str, float]:
 
 
 @dataclass
-class ChromatinTaskConfig:
-    path: str
-    valid_path: Optional[str] = None
-    test_path: Optional[str] = None
-    valid_fraction: float = 0.1
-    test_fraction: float = 0.1
-    seed: int = 0
+class ChromatinTaskConfig(FileSplitOptions):
     n_labels: int = N_DEEPSEA_LABELS
     crop: Optional[int] = None          # keep the central `crop` bases (e.g. 1000 from GENA-LM's 8 kb files)
     name: str = "chromatin"
@@ -135,8 +129,7 @@ class ChromatinTask:
 
     def build(self) -> dict[str, list[Example]]:
         c = self.config
-        splits = splits_from_files(lambda p: read_deepsea_csv(p, c.n_labels, c.crop), c.path, c.valid_path, c.test_path,
-                                   c.valid_fraction, c.test_fraction, c.seed)
+        splits = c.load_splits(lambda p: read_deepsea_csv(p, c.n_labels, c.crop))
         return check_splits(splits, f"chromatin task {self.name!r} ({c.path})")
 
     def metrics(self, examples: list[Example], predictions: list[np.ndarray]) -> dict[str, float]:

@@ -50,7 +50,7 @@ from ..genome import Genome, GenomeError, numbered_lines
 from ..tokenizer import nucleotide_labels_to_tokens, token_values_to_nucleotides
 from .base import SPLITS, Example, TokenTrack, check_splits
 from .metrics import pr_auc
-from .splits import RegionSplit, RegionTable, canonical_chrom, is_reserved_chromosome, splits_from_files
+from .splits import FileSplitOptions, RegionSplit, RegionTable, canonical_chrom, is_reserved_chromosome
 
 LABELS = ["acceptor", "donor"]
 ACCEPTOR, DONOR = 0, 1
@@ -365,16 +365,10 @@ def read_spliceai_csv(path: str) -> list[Example]:
 
 
 @dataclass
-class SpliceCsvTaskConfig:
+class SpliceCsvTaskConfig(FileSplitOptions):
     """GENA-LM SpliceAI CSV files: `path` = train with `valid_path` and `test_path`, or one file split at random
     (seeded; the CSV has no coordinates, so this split is NOT by region: only for smoke tests)."""
 
-    path: str
-    valid_path: Optional[str] = None
-    test_path: Optional[str] = None
-    valid_fraction: float = 0.1
-    test_fraction: float = 0.1
-    seed: int = 0
     name: str = "splice_csv"
 
 
@@ -389,8 +383,7 @@ class SpliceCsvTask:
 
     def build(self) -> dict[str, list[Example]]:
         c = self.config
-        splits = splits_from_files(read_spliceai_csv, c.path, c.valid_path, c.test_path, c.valid_fraction,
-                                   c.test_fraction, c.seed)
+        splits = c.load_splits(read_spliceai_csv)
         return check_splits(splits, f"splice CSV task {self.name!r} ({c.path})")
 
     def metrics(self, examples: list[Example], predictions: list) -> dict[str, float]:

@@ -392,6 +392,23 @@ def random_split(items: Sequence[T], valid_fraction: float, test_fraction: float
     return {split: [item for item, where in zip(items, assignment) if where == split] for split in SPLITS}
 
 
+@dataclass
+class FileSplitOptions:
+    """Options shared by the tasks read from sample files without coordinates: `path` (train, or everything),
+    optional `valid_path` / `test_path`, else a seeded random split with these fractions."""
+
+    path: str
+    valid_path: Optional[str] = None
+    test_path: Optional[str] = None
+    valid_fraction: float = 0.1
+    test_fraction: float = 0.1
+    seed: int = 0
+
+    def load_splits(self, load: Callable[[str], list[T]]) -> dict[str, list[T]]:
+        return splits_from_files(load, self.path, self.valid_path, self.test_path, self.valid_fraction,
+                                 self.test_fraction, self.seed)
+
+
 def splits_from_files(
     load: Callable[[str], list[T]],
     path: str,
