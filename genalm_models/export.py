@@ -178,6 +178,7 @@ def export_model(source: str | os.PathLike, out: str | os.PathLike, name: str,
         expect_md5 = _write_expectation(plan, building)
         _write_model_yaml(plan, info, config, building, expect_md5)
         _write_provenance_files(src, plan, building)
+        _write_curves(src, plan, building)
         _write_model_card(plan, info, config, src, building)
         if opts.check_with_kipoi:
             run_kipoi_test(building)
@@ -759,6 +760,17 @@ def _flatten_metrics(metrics: dict[str, Any], prefix: str = "") -> list[tuple[st
     return rows
 
 
+CURVES_FILE = "training_curves.png"
+
+
+def _write_curves(src: Source, plan: Plan, folder: Path) -> None:
+    """The run's training and validation curves (metrics.jsonl) as a PNG beside the model card."""
+    if src.run_dir is None or not (src.run_dir / "metrics.jsonl").is_file():
+        return
+    from .train.curves import plot_curves
+    plot_curves(src.run_dir / "metrics.jsonl", folder / CURVES_FILE, title=plan.name)
+
+
 def _write_model_card(plan: Plan, info, config, src: Source, folder: Path) -> None:
     from .io_utils import write_text_atomic
 
@@ -771,6 +783,7 @@ def _write_model_card(plan: Plan, info, config, src: Source, folder: Path) -> No
     if src.run_config_path is not None:
         task_command = "pretrain" if plan.task in (None, "mlm") else ("rmt" if config.rmt else "finetune")
         command = f"`python -m genalm_models.train {task_command} --config run_config.yaml`"
+    curves = (f"\n![training and validation curves]({CURVES_FILE})\n" if (folder / CURVES_FILE).is_file() else "")
     examples = "\n".join(f"    {iv.chrom}\t{iv.start}\t{iv.end}\t{iv.name}\t{iv.strand}" for iv in plan.examples)
     card = f"""# {plan.name} (version {plan.version})
 
@@ -792,7 +805,7 @@ def _write_model_card(plan: Plan, info, config, src: Source, folder: Path) -> No
 
 ## Metrics
 {chr(10).join(metric_lines)}
-
+{curves}
 ## Use
 ```
 genalm-kipoi register            # once per user: makes GENA-LM/* visible to kipoi
