@@ -8,6 +8,7 @@
   rmt        RMT pretraining/fine-tuning (a run config with model.rmt, optionally data.segment_curriculum)
   finetune   fine-tune on a task         (data.task: promoter | splice | chromatin | enhancer)
   evaluate   metrics of a model folder on a task's held-out split
+  baseline   k-mer logistic-regression baseline on a task's splits
   export     write a Kipoi model folder from a run directory or an HF-format GENA-LM folder
 
 Run configs are YAML (see recipes/); any key can be overridden: `train.steps=200 optim.lr=3e-4`.
@@ -113,6 +114,13 @@ def cmd_evaluate(args) -> None:
                     bootstrap=args.bootstrap, precision=args.precision)
 
 
+def cmd_baseline(args) -> None:
+    from ..baselines import run_baseline
+
+    run_baseline(args.config, args.overrides, split=args.split, out=args.out, k_max=args.k_max,
+                 context=args.context, bootstrap=args.bootstrap)
+
+
 def cmd_export(args) -> None:
     from ..export import export_model
 
@@ -196,6 +204,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     p.add_argument("overrides", nargs="*")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("baseline", help="k-mer logistic regression on a task's splits (scikit-learn)")
+    p.add_argument("--config", required=True, help="run config naming the task and its data")
+    p.add_argument("--split", default="test", choices=["valid", "test"])
+    p.add_argument("--out", default=None, help="write the metrics as JSON here")
+    p.add_argument("--k-max", type=int, default=6, help="k-mers of length 1..k (sequence tasks)")
+    p.add_argument("--context", type=int, default=40, help="bp each side (splice: one-hot context)")
+    p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("overrides", nargs="*")
+    p.set_defaults(func=cmd_baseline)
 
     p = sub.add_parser("export", help="export a Kipoi model folder")
     p.add_argument("--source", required=True, help="run directory, checkpoint folder or HF-format GENA-LM folder")

@@ -45,6 +45,8 @@ class DataSection:
     segment_curriculum: list[list[int]] | None = None
     random_segments_probability: float = 0.0
     num_workers: int = 0
+    # token tasks: BCE weight of the positive class, one per label (rare splice sites: e.g. [50, 50])
+    pos_weight: list[float] | None = None
 
 
 @dataclass

@@ -234,8 +234,10 @@ def train(cfg: RunConfig, resume: bool = False) -> dict:
     else:
         splits = task.build()
         train_set = TaskDataset(splits["train"], tokenizer, token_level=task.head == "token_classification")
-        if task.head == "token_classification" and getattr(task, "pos_weight", None) is not None:
-            unwrap(model).pos_weight = torch.tensor(task.pos_weight, dtype=torch.float32, device=device)
+        if cfg.data.pos_weight is not None:
+            if task.head != "token_classification" or len(cfg.data.pos_weight) != len(task.labels):
+                raise RunConfigError(f"data.pos_weight needs a token task and one weight per label {task.labels}")
+            unwrap(model).pos_weight = torch.tensor(cfg.data.pos_weight, dtype=torch.float32, device=device)
         log(f"task {task.name}: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))
 
     # ---- optimizer, precision, resume ------------------------------------------------------------------------
