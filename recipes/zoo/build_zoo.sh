@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Rebuild the bundled GENA-LM zoo from the real data in ../shared/data: every step is a command of the training
 # package. Re-running skips finished steps and resumes interrupted training runs (exact resume).
-# Usage: bash recipes/zoo/build_zoo.sh [stage ...]   stages: prepare pretrain finetune baselines export (default: all)
+# Usage: bash recipes/zoo/build_zoo.sh [stage ...]
+#   stages: prepare pretrain finetune baselines evaluate export (default: all, in this order)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DATA=${DATA:-../shared/data}
 Z=runs/zoo
 T="python -m genalm_models.train"
 FASTA=$DATA/genome/GRCh37_chr20.fa.gz
-stages=${*:-prepare pretrain finetune baselines export}
+stages=${*:-prepare pretrain finetune baselines evaluate export}
 
 train_run() {  # train_run COMMAND CONFIG [overrides...]: start, or resume if the run has checkpoints
   local cmd=$1 cfg=$2; shift 2
@@ -36,5 +37,41 @@ prepare)
 pretrain)
   train_run pretrain recipes/zoo/pretrain_mlm.yaml
   ;;
-*) echo "stage $stage: not defined yet" ;;
+finetune)
+  for m in promoter_300 promoter_2k promoter_16k splice; do train_run finetune recipes/zoo/$m.yaml; done
+  ;;
+baselines)
+  for m in promoter_300 promoter_2k promoter_16k splice; do train_run finetune recipes/zoo/${m}_scratch.yaml; done
+  ;;
+evaluate)
+  mkdir -p $Z/eval
+  for m in promoter_300 promoter_2k promoter_16k splice; do
+    for variant in "" _scratch; do
+      [ -f $Z/$m$variant/checkpoints/latest ] || continue
+      $T evaluate --model $Z/$m$variant --config recipes/zoo/$m.yaml --out $Z/eval/$m$variant.json
+      case $m in promoter*)   # the same TSSs against genomic negatives (windows >= 20 kb from any TSS)
+        $T evaluate --model $Z/$m$variant --config recipes/zoo/$m.yaml --out $Z/eval/${m}${variant}_genomic.json \
+            data.args.negatives=genomic ;;
+      esac
+    done
+    $T baseline --config recipes/zoo/$m.yaml --out $Z/eval/${m}_kmer.json
+    case $m in promoter*) $T baseline --config recipes/zoo/$m.yaml --out $Z/eval/${m}_kmer_genomic.json \
+        data.args.negatives=genomic ;; esac
+  done
+  ;;
+export)
+  ZOO=plugin/zoo/GENA-LM
+  V=${ZOO_VERSION:-0.1.0}
+  common="--fasta $FASTA --reference-name GRCh37 --version $V"
+  $T export --source $Z/mlm --name GENA-LM/mlm --out $ZOO/mlm --kind mlm --max-tokens 256 --n-examples 3 $common
+  $T export --source $Z/mlm --name GENA-LM/embedding --out $ZOO/embedding --kind embedding --max-tokens 256 \
+      --n-examples 3 $common
+  for pair in promoter_2k:promoter promoter_300:promoter_300 promoter_16k:promoter_16k splice:splice; do
+    run=${pair%%:*} name=${pair##*:}
+    [ -f $Z/$run/checkpoints/latest ] || { echo "skip $name: $Z/$run not trained"; continue; }
+    metrics=""; [ -f $Z/eval/$run.json ] && metrics="--metrics $Z/eval/$run.json"
+    $T export --source $Z/$run --name GENA-LM/$name --out $ZOO/$name $common $metrics
+  done
+  ;;
+*) echo "unknown stage $stage (prepare pretrain finetune baselines evaluate export)"; exit 2 ;;
 esac; done
