@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
         p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a model folder on a task")
-    p.add_argument("--model", required=True, help="model folder (a checkpoint or an exported model)")
+    p.add_argument("--model", required=True, help="model folder (a checkpoint or an exported model) or a run directory (its latest checkpoint)")
     p.add_argument("--config", required=True, help="run config naming the task and its data")
     p.add_argument("--split", default="test", choices=["train", "valid", "test"])
     p.add_argument("--out", default=None, help="write the metrics as JSON here")

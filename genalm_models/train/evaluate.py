@@ -8,7 +8,7 @@ import json
 import time
 from pathlib import Path
 
-from ..checkpoint import load_model
+from ..checkpoint import load_model, resolve_model_folder
 from ..io_utils import write_text_atomic
 from ..predict import Predictor
 from ..tokenizer import GenaTokenizer
@@ -24,6 +24,7 @@ def predict_split(model_dir: str | Path, cfg: RunConfig, split: str, precision: 
         raise RunConfigError("evaluate needs a downstream task config (data.task), not mlm")
     task = make_task(cfg.data.task, cfg.data.args, seed=cfg.train.seed)
     examples = task.build()[split]
+    model_dir = resolve_model_folder(model_dir)
     model, _ = load_model(model_dir, strict=True)
     tokenizer = GenaTokenizer.from_pretrained(model_dir)
     predictor = Predictor(model, tokenizer, precision=precision,
