@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from .config import ConfigError, GenaConfig
+from .config import ConfigError, GenaConfig, RMTConfig
 from .io_utils import atomic_write
 from .modeling_gena import ARCHITECTURE_HEADS, HEAD_ARCHITECTURES, GenaPreTrainedModel, build_model
 from .rmt import RMT
@@ -106,6 +106,18 @@ def _normalise_keys(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Ten
     return state, ignored
 
 
+def _infer_rmt(config: GenaConfig, state: dict[str, torch.Tensor], path: Path) -> GenaConfig:
+    """Official RMT checkpoints append the m memory-token rows to the word embeddings but their config.json has no
+    `rmt` section: recognise them by the extra rows."""
+    emb = state.get("bert.embeddings.word_embeddings.weight")
+    if config.rmt is not None or emb is None or emb.shape[0] <= config.vocab_size:
+        return config
+    extra = emb.shape[0] - config.vocab_size
+    log.warning("%s: %d word-embedding rows beyond the vocabulary of %d: loading as an RMT model with %d memory "
+                "tokens", path, extra, config.vocab_size, extra)
+    return config.replace(rmt=RMTConfig(num_mem_tokens=extra))
+
+
 def load_model(folder: str | os.PathLike, head: str | None = None, config: GenaConfig | None = None,
                strict: bool = False, num_labels: int | None = None) -> tuple[nn.Module, LoadReport]:
     """Build the model described by `folder/config.json` and load its weights.
@@ -124,6 +136,7 @@ def load_model(folder: str | os.PathLike, head: str | None = None, config: GenaC
     head = head or head_from_config(config)
     state, path = read_state_dict(folder)
     state, ignored = _normalise_keys(state)
+    config = _infer_rmt(config, state, path)
 
     model = build_model(config, head)
     if config.rmt is not None:

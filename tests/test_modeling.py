@@ -250,3 +250,22 @@ def test_fp16_storage_round_trip(tmp_path):
     ids = torch.randint(5, 64, (2, 17))
     with torch.no_grad():
         torch.testing.assert_close(loaded.eval()(ids).logits, model(ids).logits, atol=2e-3, rtol=2e-3)
+
+
+def test_official_rmt_checkpoint_with_model_prefix_loads(tmp_path):
+    """Official RMT checkpoints: backbone under `model.`, vocab + m embedding rows, no rmt key in config.json."""
+    from genalm_models.config import RMTConfig
+    from genalm_models.rmt import RMT
+
+    cfg = tiny_config(num_labels=2)
+    rmt = RMT(GenaForSequenceClassification(cfg), RMTConfig(num_mem_tokens=5)).eval()
+    data = cfg.to_dict()
+    data["architectures"] = ["BertForSequenceClassification"]
+    (tmp_path / "config.json").write_text(json.dumps(data))
+    torch.save({k: v.clone() for k, v in rmt.state_dict().items()}, tmp_path / "pytorch_model.bin")
+    loaded, report = load_model(tmp_path)
+    assert isinstance(loaded, RMT) and loaded.num_mem_tokens == 5
+    assert report.clean, str(report)
+    ids = torch.randint(5, 64, (1, 150))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(ids).logits, rmt(ids).logits)
