@@ -9,7 +9,9 @@ loop. It owns:
 - device and precision: CPU or GPU, fp32 by default, bf16 autocast on request;
 - output transforms from the model config: softmax (single-label), sigmoid (multi-label, token tasks) or raw values
   (regression); for token heads, per-token tracks with nucleotide offsets or per-nucleotide arrays;
-- optional reverse-complement averaging.
+- optional reverse-complement averaging;
+- masked-LM pseudo-log-likelihoods (`masked_token_log_probs`, `pseudo_log_likelihood`): the zero-shot variant
+  scores of the MLM model.
 `forward_content` is also the training loop's forward, so training and inference share the model call.
 """
 from __future__ import annotations
@@ -110,6 +112,22 @@ def forward_content(model: torch.nn.Module, content_ids: torch.Tensor, content_m
             logits = logits[:, 1: width + 1]
         return GenaOutput(logits=logits, hidden_states=hidden, loss=out.loss)
     return out
+
+
+def span_token_weights(offsets: np.ndarray, span: tuple[int, int]) -> dict[int, float]:
+    """{token index: share of the token's bases inside `span`} for the tokens overlapping `span`.
+
+    offsets: (T, 2) [start, end) of each content token in its sequence. A token lying wholly inside the span
+    gets 1.0, a token with 3 of its 6 bases inside gets 0.5; empty-span tokens are ignored.
+    """
+    start, end = span
+    weights: dict[int, float] = {}
+    for index, (token_start, token_end) in enumerate(np.asarray(offsets).reshape(-1, 2).tolist()):
+        width = token_end - token_start
+        overlap = min(token_end, end) - max(token_start, start)
+        if width > 0 and overlap > 0:
+            weights[index] = overlap / width
+    return weights
 
 
 @dataclass
@@ -226,6 +244,64 @@ class Predictor:
                 else:
                     results[i] = token_values_to_nucleotides(track, encoded[i].offsets, len(seqs[i]))
         return results
+
+    # ---- masked-LM pseudo-likelihoods (zero-shot variant scores) ----------------------------------------------
+    def masked_token_log_probs(self, token_ids: Sequence[Sequence[int]], positions: Sequence[Sequence[int]]
+                               ) -> list[np.ndarray]:
+        """log P(token | the sequence with only that token replaced by [MASK]) for chosen content tokens.
+
+        token_ids: content tokens of each sequence (no [CLS]/[SEP], as `encode` gives them); positions: for each
+        sequence, the indices of the tokens to score. Every (sequence, position) pair is one masked copy of the
+        sequence; the copies go through the usual length-aware batches, and the vocabulary decoder runs only on
+        the masked position. Returns one float64 array per sequence, aligned with its `positions`.
+        """
+        if not isinstance(self.head, GenaForMaskedLM):
+            raise ValueError(f"masked log-likelihoods need a masked-LM head, this model is "
+                             f"{type(self.head).__name__}")
+        if len(token_ids) != len(positions):
+            raise ValueError(f"{len(token_ids)} sequences but {len(positions)} position lists")
+        copies: list[Encoded] = []
+        owners: list[tuple[int, int, int]] = []  # (sequence, slot in its positions, true token id)
+        for index, (ids, wanted) in enumerate(zip(token_ids, positions)):
+            for slot, position in enumerate(wanted):
+                if not 0 <= position < len(ids):
+                    raise ValueError(f"sequence {index}: token position {position} is outside its {len(ids)} tokens")
+                masked = list(ids)
+                masked[position] = self.tokenizer.mask_id
+                copies.append(Encoded(masked, None))
+                owners.append((index, slot, int(ids[position])))
+        results = [np.zeros(len(wanted), dtype=np.float64) for wanted in positions]
+        for batch in self.batches(copies):
+            ids, mask = pad_batch([copies[i].ids for i in batch], self.tokenizer.pad_id, self.device)
+            labels = torch.full_like(ids, -100)
+            rows = torch.arange(len(batch), device=self.device)
+            masked_at = torch.tensor([positions[owners[i][0]][owners[i][1]] for i in batch], device=self.device)
+            truth = torch.tensor([owners[i][2] for i in batch], device=self.device)
+            labels[rows, masked_at] = truth
+            with torch.inference_mode(), self.autocast():
+                out = forward_content(self.model, ids, mask, self.tokenizer.cls_id, self.tokenizer.sep_id,
+                                      self.tokenizer.pad_id, labels=labels)
+            # With labels, the MLM head returns logits only for labelled positions, in row order: one per row here.
+            log_probs = torch.log_softmax(out.logits.float(), dim=-1)
+            values = log_probs[rows, truth].double().cpu().numpy()
+            for row, i in enumerate(batch):
+                sequence, slot, _ = owners[i]
+                results[sequence][slot] = values[row]
+        return results
+
+    def pseudo_log_likelihood(self, seqs: Sequence[str], spans: Sequence[tuple[int, int]]) -> list[float]:
+        """Pseudo-log-likelihood of the bases `span = (start, end)` of each sequence (see `span_token_weights`).
+
+        Each content token overlapping the span is masked on its own; its log-probability is spread evenly over
+        the bases it covers, and the span collects the share of the bases it holds. The score therefore refers
+        to a fixed stretch of bases whatever the tokenization, which makes two alleles that tokenize differently
+        comparable.
+        """
+        encoded = self.encode(seqs, with_offsets=True)
+        weights = [span_token_weights(e.offsets, span) for e, span in zip(encoded, spans)]
+        log_probs = self.masked_token_log_probs([e.ids for e in encoded], [list(w) for w in weights])
+        return [float(sum(w * lp for w, lp in zip(wt.values(), values)))
+                for wt, values in zip(weights, log_probs)]
 
     def embed(self, seqs: Sequence[str]) -> list[np.ndarray]:
         """Mean of the last-layer states over each sequence's content tokens (pooled embedding)."""

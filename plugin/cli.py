@@ -9,6 +9,9 @@
                              sidecar; works without `register`
   genalm-kipoi scan          sliding-window scan of a region -> bedGraph
   genalm-kipoi check-fasta   does a FASTA match the assembly the model was trained on (contig lengths)?
+  genalm-kipoi score-variants  variant effects (kipoi-veff style): VCF in, VCF with KV:kipoi:<model>:<SCORE> INFO
+                             fields out (+ optional table), centred windows or the windows of BED regions
+  genalm-kipoi plot-effects  per-position effect track of a scored VCF/table -> PNG
 
 MODEL is a bundled name (GENA-LM/promoter), a model folder path, or (predict only) any name of a Kipoi source.
 Exit status: 0 success, 1 registration conflict or FASTA mismatch, 2 bad input (message names file and line).
@@ -151,6 +154,33 @@ def cmd_check_fasta(args) -> int:
     return 0
 
 
+def cmd_score_variants(args) -> int:
+    from .veff import score_variants
+
+    dl_args = json.loads(args.dataloader_args) if args.dataloader_args else {}
+    if not isinstance(dl_args, dict):
+        raise ValueError("--dataloader-args must be a JSON object")
+    dl_args["fasta_file"] = args.fasta
+    options = _options(args)
+    result = score_variants(
+        args.model, dl_args, args.vcf, args.output, scores=args.scores, batch_size=options["batch_size"],
+        restriction_bed=args.regions, output_table=args.table, seq_length=args.seq_length,
+        rc_average=options["rc_average"], chunk_size=args.chunk_size, llr_flank=args.llr_flank,
+        splice_distance=args.splice_distance, source=args.source, progress=not args.no_progress,
+        device=options["device"], precision=options["precision"], group_dir=args.group_dir)
+    print(result.summary())
+    return 0
+
+
+def cmd_plot_effects(args) -> int:
+    from .veff_plot import plot_effects
+
+    path = plot_effects(args.scored, args.output, score=args.score, label=args.label, model=args.model_name,
+                        title=args.title, region=args.region)
+    print(f"effect track written to {path}")
+    return 0
+
+
 # ---- parser -----------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genalm-kipoi", description=__doc__,
@@ -213,6 +243,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("fasta")
     group_dir_option(p)
     p.set_defaults(func=cmd_check_fasta)
+
+    p = sub.add_parser("score-variants", help="variant effects: VCF -> VCF with KV:<source>:<model>:<SCORE> fields")
+    p.add_argument("model", help="GENA-LM/<name> or a model folder")
+    p.add_argument("--vcf", required=True, help="input .vcf or .vcf.gz")
+    p.add_argument("--fasta", required=True, help="reference FASTA (plain or BGZF)")
+    p.add_argument("-o", "--output", required=True, help="output .vcf or .vcf.gz (BGZF); written atomically")
+    p.add_argument("--scores", default=None,
+                   help="comma-separated scores (sequence: ref,alt,diff,logit_ref,logit_alt,logit; token: max_diff,"
+                        "max_diff_offset; embedding: cosine_distance,l2_distance; mlm: pll_ref,pll_alt,llr); "
+                        "default by model kind")
+    p.add_argument("--regions", default=None,
+                   help="BED of regions (e.g. TSSs): score each variant in the model window of the regions holding "
+                        "it (each window predicted once) instead of a window centred on it")
+    p.add_argument("--table", default=None, help="also write a table: .tsv, .tsv.gz or .parquet (pyarrow)")
+    p.add_argument("--seq-length", type=int, default=None, help="window length in centred mode (default: the model's)")
+    p.add_argument("--chunk-size", type=int, default=1000, help="VCF records per chunk (bounds memory)")
+    p.add_argument("--llr-flank", type=int, default=32, help="MLM: bases each side of the variant in the scored stretch")
+    p.add_argument("--splice-distance", type=int, default=50,
+                   help="per-nucleotide models: bases each side of the variant searched for the largest change")
+    p.add_argument("--source", default="kipoi", help="<source> part of the INFO IDs (default: kipoi)")
+    p.add_argument("--dataloader-args", default=None,
+                   help="JSON object of window overrides (sequence_length, anchor, upstream, flank, use_strand)")
+    p.add_argument("--no-progress", action="store_true")
+    group_dir_option(p)
+    model_options(p)
+    p.set_defaults(func=cmd_score_variants)
+
+    p = sub.add_parser("plot-effects", help="draw the per-position effect track of a scored VCF or table")
+    p.add_argument("scored", help="VCF written by score-variants, or its table (.tsv/.tsv.gz/.parquet)")
+    p.add_argument("-o", "--output", required=True, help="output .png")
+    p.add_argument("--score", default="diff", help="which score (default: diff)")
+    p.add_argument("--label", default=None, help="which model output (default: the first)")
+    p.add_argument("--model-name", default=None, help="which model, when the VCF holds scores of several")
+    p.add_argument("--region", default=None, help="chrom:start-end (1-based, inclusive): draw only this part")
+    p.add_argument("--title", default=None)
+    p.set_defaults(func=cmd_plot_effects)
     return parser
 
 

@@ -1,0 +1,819 @@
+"""Variant-effect scoring in the kipoi-veff style, for every GENA-LM model.
+
+    from kipoi_genalm.veff import score_variants
+    result = score_variants("GENA-LM/promoter", {"fasta_file": "genome.fa"}, "in.vcf.gz", "out.vcf.gz",
+                            scores=["ref", "alt", "diff", "logit"], output_table="out.tsv")
+    print(result.summary())
+
+    genalm-kipoi score-variants GENA-LM/promoter --vcf in.vcf.gz --fasta genome.fa -o out.vcf.gz --table out.tsv
+
+What it does, per VCF record, streaming (records are read, scored and written in chunks of `chunk_size`):
+1. check REF against the FASTA; skip (never score, never fail on) records and ALTs that cannot be scored - no
+   ALT, unknown chromosome, REF mismatch, symbolic/breakend/`*` ALTs, REF longer than the window, or (region
+   mode) a variant in no region's window - flagging them per ALT in the INFO field KV_SKIPPED and counting them;
+2. trim each ALT to its minimal form and build the reference window and the alternative window the model reads
+   (centred on the variant at the model's input length, or the model window of each BED region holding it);
+   indels keep the window length and the variant position (deletions extend the window's 3' end with reference
+   bases, insertions trim it): see veff_variants.py;
+3. predict through the model's one predict path (`FolderModel` -> `genalm_models.predict.Predictor`: length-aware
+   batches, device, bf16, reverse-complement averaging); each reference window is predicted once, however many
+   variants it holds (an LRU cache of reference outputs, keyed by window, bounded by `cache_mb`);
+4. compute the scores (veff_scores.py) and write them as INFO fields `KV:<source>:<model>:<SCORE>`, Number=A
+   (values of the ALTs `,`-separated in ALT order, `.` for a skipped ALT; the model outputs of one ALT
+   `|`-separated, in the order the header description lists them); optionally a table with one row per
+   (variant, ALT, window) - `.tsv`, `.tsv.gz` or `.parquet` (pyarrow). The header records the model:
+   `##KV_model=<ID=GENA-LM/promoter,source=kipoi,version=...,sha256=...,kind=...,window=...,mode=...>`.
+Outputs are written atomically (temporary file in the output folder, `os.replace` at the end): an interrupted or
+failed run leaves no output under the final name. `.vcf.gz` / `.bgz` outputs are BGZF (tabix-ready).
+
+Scores by model kind (default in brackets; `scores=` picks any of the kind's):
+  sequence   ref, alt, diff, logit_ref, logit_alt, logit                 [all six]
+  token      max_diff, max_diff_offset: the largest change of each label's per-base probability within
+             `splice_distance` bp of the variant, and its signed genomic offset [both]
+  embedding  cosine_distance, l2_distance of the pooled embeddings      [both]
+  mlm        pll_ref, pll_alt, llr                                       [llr]
+rc_average=True averages every model output over both strands before the scores are computed (sequence
+probabilities, per-base tracks flipped back, pooled embeddings, and for the MLM the pseudo-log-likelihoods).
+
+Zero-shot score of the masked LM (kind mlm), `llr` = PLL(ALT window) - PLL(REF window), where PLL of a window is
+the pseudo-log-likelihood of a fixed stretch of bases: the `llr_flank` bases before the variant, the allele's
+bases, and the `llr_flank` bases after it (REF: flank + trimmed REF + flank; ALT: flank + trimmed ALT + flank, in
+the ALT window, where the flanking bases are the same reference bases). Each token overlapping the stretch is
+replaced by [MASK] on its own (everything else unmasked), and log P(true token) is spread evenly over the token's
+bases; the stretch collects the share of the bases it holds (`Predictor.pseudo_log_likelihood`). Because the score
+refers to the same bases whatever the tokenization, alleles that tokenize differently compare; ALT == REF (or any
+ALT window equal to the REF window) gives exactly 0. For indels the stretches differ by the allele length: the
+llr is the log-likelihood ratio of the two haplotypes' stretches, as for any likelihood of sequences of
+different length. A stretch that does not fit in the window (very long indels) gives nan.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import re
+import time
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from genalm_models.genome import Genome, VcfReader, VcfRecord, reverse_complement
+from genalm_models.io_utils import atomic_write
+
+from . import GROUP_DIR, GROUP_NAME
+from .adapter import FolderModel, PredictOptions, package_version
+from .folder import FolderInfo, WindowSpec, compare_contigs, read_folder_info, sha256_file, WEIGHTS_FILE
+from .sequences import window_spec
+from .veff_io import (MODEL_HEADER, SKIPPED_ID, BgzfWriter, TableWriter, VcfHeader, check_table_path,
+                      format_values, header_value, info_header, is_gzip_name, replace_info)
+from .veff_scores import (DEFAULT_SCORES, INTEGER_SCORES, SCORES_BY_KIND, aligned_track_changes,
+                          embedding_scores, max_change, sequence_scores)
+from .veff_variants import (SKIP_REASONS, Allele, RegionWindows, Window, alleles_of, alt_sequence,
+                            centred_window, check_ref, chunked, genomic_offset, variant_index)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHUNK_SIZE = 1000
+DEFAULT_LLR_FLANK = 32
+DEFAULT_SPLICE_DISTANCE = 50
+DEFAULT_CACHE_MB = 256
+DL_ARG_NAMES = ("fasta_file", "intervals_file", "sequence_length", "anchor", "upstream", "flank", "use_strand",
+                "reference_contigs", "ignore_targets")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The model
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass
+class ScoringModel:
+    """A GENA-LM model as the scorer needs it: its folder facts, and the predict path for its kind."""
+
+    info: FolderInfo
+    folder: Path
+    weights_sha256: str
+    runner: FolderModel | None            # sequence / token / embedding kinds
+    mlm: Any = None                       # kind mlm: a `Predictor` over the masked-LM head
+    options: PredictOptions = PredictOptions()
+    owned: bool = True                    # loaded here (its options may be changed without restoring them)
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def kind(self) -> str:
+        return self.info.kind
+
+    def provenance(self) -> dict[str, Any]:
+        if self.runner is not None:
+            return self.runner.provenance()
+        return {"name": self.info.name, "version": self.info.version, "kind": self.info.kind,
+                "weights_sha256": self.weights_sha256, "weights_sha256_at_export": self.info.weights_sha256,
+                "model_dir": str(self.folder), "window": self.info.window.describe(),
+                "precision": self.options.precision, "device": str(self.mlm.device),
+                "software": {n: package_version(n) for n in ("genalm-models", "kipoi", "torch")}}
+
+
+def find_model_folder(name: str, group_dir: str | os.PathLike | None = None) -> Path:
+    """A folder for `name`: a model folder path (with genalm.json), or `GENA-LM/<model>` of the bundled group."""
+    path = Path(name)
+    if (path / "genalm.json").is_file():
+        return path.resolve()
+    group = Path(group_dir) if group_dir is not None else GROUP_DIR
+    prefix = f"{GROUP_NAME}/"
+    if name.startswith(prefix) and (group / name[len(prefix):] / "genalm.json").is_file():
+        return (group / name[len(prefix):]).resolve()
+    available = sorted(p.parent.name for p in group.glob("*/genalm.json"))
+    raise FileNotFoundError(f"model {name!r}: not a model folder (no genalm.json) and not one of the bundled "
+                            f"models in {group} ({', '.join(f'{GROUP_NAME}/{m}' for m in available) or 'none'})")
+
+
+def _mlm_predictor(folder: Path, options: PredictOptions):
+    """The masked-LM head of an MLM folder (FolderModel reads such folders as embedding models)."""
+    from genalm_models.checkpoint import load_model
+    from genalm_models.predict import Predictor
+    from genalm_models.tokenizer import GenaTokenizer
+
+    model, report = load_model(folder, head="mlm")
+    if report.missing:
+        raise ValueError(f"{folder}: the weights lack the masked-LM head ({', '.join(report.missing[:4])}); "
+                         "zero-shot scores need the MLM folder as exported")
+    return Predictor(model, GenaTokenizer.from_pretrained(folder),
+                     device=None if options.device == "auto" else options.device, precision=options.precision,
+                     batch_size=options.batch_size)
+
+
+def load_scoring_model(model: Any, option_changes: Mapping[str, Any] | None = None,
+                       group_dir: str | os.PathLike | None = None) -> ScoringModel:
+    """`model`: `GENA-LM/<name>`, a model folder path, a `FolderModel`, a Kipoi `GenaLMModel` (or a ScoringModel).
+
+    option_changes (precision, device, batch_size, rc_average): applied to models loaded here; a model handed in
+    is configured by `score_variants` for the run and restored afterwards.
+    """
+    changes = {k: v for k, v in (option_changes or {}).items() if v is not None}
+    if isinstance(model, ScoringModel):
+        # loaded once by the caller (benchmarks, repeated runs): from here on it is like a model handed in
+        if model.mlm is not None:
+            options = model.options.merged(changes, "score_variants options")
+            if dataclasses.replace(options, rc_average=model.options.rc_average) != model.options:
+                raise ValueError("a loaded masked-LM ScoringModel keeps its device, precision and batch size; "
+                                 "load it with the options wanted")
+            return dataclasses.replace(model, options=options, owned=False)
+        return dataclasses.replace(model, owned=False)
+    runner = getattr(model, "runner", model)   # a Kipoi GenaLMModel wraps a FolderModel
+    if isinstance(runner, FolderModel):
+        if runner.info.kind == "mlm":
+            options = runner.options.merged(changes, "score_variants options")
+            return ScoringModel(runner.info, runner.folder, runner.weights_sha256, None,
+                                _mlm_predictor(runner.folder, options), options, owned=False)
+        return ScoringModel(runner.info, runner.folder, runner.weights_sha256, runner, None, runner.options,
+                            owned=False)
+    if not isinstance(model, (str, os.PathLike)):
+        raise TypeError(f"model must be a name, a folder, a FolderModel or a GenaLMModel, got {type(model).__name__}")
+    folder = find_model_folder(str(model), group_dir)
+    options = PredictOptions().with_environment().merged(changes, "score_variants options")
+    info = read_folder_info(folder)
+    if info.kind == "mlm":
+        sha = sha256_file(folder / WEIGHTS_FILE)
+        if sha != info.weights_sha256:
+            log.warning("%s: sha256 %s differs from the %s recorded at export", folder / WEIGHTS_FILE, sha[:12],
+                        info.weights_sha256[:12])
+        return ScoringModel(info, folder, sha, None, _mlm_predictor(folder, options), options)
+    runner = FolderModel(folder, options)
+    return ScoringModel(runner.info, runner.folder, runner.weights_sha256, runner, None, runner.options)
+
+
+@contextlib.contextmanager
+def _configured(model: ScoringModel, changes: Mapping[str, Any]) -> Iterator[None]:
+    """Run with options changed on the model's FolderModel; restore the previous options afterwards."""
+    runner = model.runner
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if runner is None or not changes:
+        yield
+        return
+    previous = runner.options
+    runner.configure(**changes)
+    try:
+        yield
+    finally:
+        if not model.owned:
+            runner.configure(**dataclasses.asdict(previous))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Scorers: reference + alternative windows -> scores, each reference window predicted once
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass
+class Job:
+    """One ALT in one window."""
+
+    allele: Allele
+    window: Window
+    ref_sequence: str
+    alt_sequence: str
+    variant: int            # index of the first REF base in the model-oriented input window
+
+
+class WindowCache:
+    """Reference-window outputs by window key, least recently used dropped first beyond `max_bytes`."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[Any, tuple[Any, int]] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, key):
+        item = self._items.get(key)
+        if item is None:
+            return None
+        self._items.move_to_end(key)
+        return item[0]
+
+    def put(self, key, value, nbytes: int) -> None:
+        if key in self._items:
+            self._bytes -= self._items.pop(key)[1]
+        self._items[key] = (value, nbytes)
+        self._bytes += nbytes
+        while self._bytes > self.max_bytes and len(self._items) > 1:
+            _, (_, size) = self._items.popitem(last=False)
+            self._bytes -= size
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class OutputScorer:
+    """Sequence, per-nucleotide and embedding models: one output per window, scores from (ref, alt) outputs."""
+
+    def __init__(self, model: ScoringModel, names: tuple[str, ...], cache: WindowCache, splice_distance: int):
+        self.model = model
+        self.names = names
+        self.cache = cache
+        self.splice_distance = splice_distance
+        info = model.info
+        self.labels = ["embedding"] if info.kind == "embedding" else list(info.output_labels)
+        self.ref_windows_predicted = 0
+        self.alt_sequences_predicted = 0
+
+    def predict(self, sequences: list[str]) -> list[np.ndarray]:
+        outputs = self.model.runner.predict(sequences)
+        kind = self.model.kind
+        if kind == "sequence":
+            return list(outputs)
+        if kind == "token":
+            stacked = np.stack([outputs[label] for label in self.model.info.output_labels], axis=-1)
+            return list(stacked)
+        return list(outputs["pooled"])
+
+    def score(self, jobs: list[Job]) -> list[dict[str, np.ndarray]]:
+        ref_outputs: dict[Any, np.ndarray] = {}
+        missing: dict[Any, str] = {}
+        for job in jobs:
+            key = job.window.key
+            if key in ref_outputs or key in missing:
+                continue
+            cached = self.cache.get(key)
+            if cached is not None:
+                ref_outputs[key] = cached
+            else:
+                missing[key] = job.ref_sequence
+        alts: dict[str, int] = {}
+        for job in jobs:
+            if job.alt_sequence != job.ref_sequence:
+                alts.setdefault(job.alt_sequence, len(alts))
+        sequences = list(missing.values()) + list(alts)
+        outputs = self.predict(sequences) if sequences else []
+        for position, key in enumerate(missing):
+            # a copy: a view would keep the whole chunk's output array alive in the cache
+            ref_outputs[key] = np.array(outputs[position], copy=True)
+            self.cache.put(key, ref_outputs[key], ref_outputs[key].nbytes)
+        self.ref_windows_predicted += len(missing)
+        self.alt_sequences_predicted += len(alts)
+        results = []
+        for job in jobs:
+            ref = ref_outputs[job.window.key]
+            alt = ref if job.alt_sequence == job.ref_sequence else outputs[len(missing) + alts[job.alt_sequence]]
+            results.append(self.compare(job, ref, alt))
+        return results
+
+    def compare(self, job: Job, ref: np.ndarray, alt: np.ndarray) -> dict[str, np.ndarray]:
+        kind = self.model.kind
+        if kind == "sequence":
+            return sequence_scores(ref, alt, self.names)
+        if kind == "embedding":
+            return embedding_scores(ref, alt, self.names)
+        window, allele = job.window, job.allele
+        flank = window.flank
+        deltas, rows, inserted = aligned_track_changes(ref, alt, job.variant - flank, len(allele.ref),
+                                                       len(allele.alt), self.splice_distance)
+        offsets = np.where(inserted, 0, genomic_offset(window, allele, rows + flank))
+        values, where = max_change(deltas, offsets)
+        return {name: (values if name == "max_diff" else where) for name in self.names}
+
+
+@dataclass
+class _TokenEntry:
+    """A window's tokens and the masked log-probabilities computed for them so far."""
+
+    ids: list[int]
+    offsets: np.ndarray
+    log_probs: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def nbytes(self) -> int:
+        return 16 * len(self.ids) + 64 * len(self.log_probs)
+
+
+class MlmScorer:
+    """Kind mlm: pseudo-log-likelihood ratio of the stretch around the variant (see the module docstring).
+
+    Masked log-probabilities of reference-window tokens are cached per window and token, so a token of a
+    reference window is masked and predicted once however many variants need it.
+    """
+
+    labels = ["pseudo_log_likelihood"]
+
+    def __init__(self, model: ScoringModel, names: tuple[str, ...], cache: WindowCache, flank: int,
+                 rc_average: bool):
+        self.predictor = model.mlm
+        self.names = names
+        self.cache = cache
+        self.flank = flank
+        self.rc_average = rc_average
+        self.ref_windows_predicted = 0
+        self.alt_sequences_predicted = 0
+
+    def _views(self, job: Job) -> list[tuple[tuple, str, tuple[int, int], str, tuple[int, int]]]:
+        """(ref key, ref sequence, ref span, alt sequence, alt span) per strand read."""
+        length = job.window.length
+        v, r, a = job.variant, len(job.allele.ref), len(job.allele.alt)
+        ref_span, alt_span = (v - self.flank, v + r + self.flank), (v - self.flank, v + a + self.flank)
+        views = [((job.window.key, "forward"), job.ref_sequence, ref_span, job.alt_sequence, alt_span)]
+        if self.rc_average:
+            def mirrored(span):
+                return (length - span[1], length - span[0])
+            views.append(((job.window.key, "reverse"), reverse_complement(job.ref_sequence), mirrored(ref_span),
+                          reverse_complement(job.alt_sequence), mirrored(alt_span)))
+        return views
+
+    def score(self, jobs: list[Job]) -> list[dict[str, np.ndarray]]:
+        from genalm_models.predict import span_token_weights
+
+        entries: dict[Any, _TokenEntry] = {}
+        new_sequences: dict[Any, str] = {}
+        plans = []
+        for job in jobs:
+            job_views = []
+            for ref_key, ref_seq, ref_span, alt_seq, alt_span in self._views(job):
+                alt_key = ref_key if alt_seq == ref_seq else ("alt", ref_key[1], alt_seq)
+                for key, seq in ((ref_key, ref_seq), (alt_key, alt_seq)):
+                    if key in entries or key in new_sequences:
+                        continue
+                    cached = self.cache.get(key)
+                    if cached is not None:
+                        entries[key] = cached
+                    else:
+                        new_sequences[key] = seq
+                fits = all(0 <= s and e <= len(ref_seq) for s, e in (ref_span, alt_span))
+                job_views.append((ref_key, ref_span, alt_key, alt_span, fits))
+            plans.append(job_views)
+        encoded = self.predictor.encode(list(new_sequences.values()), with_offsets=True)
+        for (key, _), enc in zip(new_sequences.items(), encoded):
+            entries[key] = _TokenEntry(list(enc.ids), enc.offsets)
+            if key[0] == "alt":
+                self.alt_sequences_predicted += 1
+            elif key[1] == "forward":
+                self.ref_windows_predicted += 1
+
+        # every (entry, token) still lacking a masked log-probability, in one length-aware predict call
+        wanted: dict[Any, set[int]] = {}
+        weights: dict[tuple, dict[int, float]] = {}
+        for job_views in plans:
+            for ref_key, ref_span, alt_key, alt_span, fits in job_views:
+                if not fits:
+                    continue
+                for key, span in ((ref_key, ref_span), (alt_key, alt_span)):
+                    w = weights.setdefault((key, span), span_token_weights(entries[key].offsets, span))
+                    need = [t for t in w if t not in entries[key].log_probs]
+                    if need:
+                        wanted.setdefault(key, set()).update(need)
+        keys = list(wanted)
+        positions = [sorted(wanted[k]) for k in keys]
+        values = self.predictor.masked_token_log_probs([entries[k].ids for k in keys], positions) if keys else []
+        for key, tokens, logps in zip(keys, positions, values):
+            entries[key].log_probs.update(zip(tokens, logps.tolist()))
+        for key, entry in entries.items():
+            if key[0] != "alt":
+                self.cache.put(key, entry, entry.nbytes)
+
+        results = []
+        for job_views in plans:
+            ref_plls, alt_plls = [], []
+            for ref_key, ref_span, alt_key, alt_span, fits in job_views:
+                if not fits:
+                    ref_plls.append(np.nan)
+                    alt_plls.append(np.nan)
+                    continue
+                for key, span, out in ((ref_key, ref_span, ref_plls), (alt_key, alt_span, alt_plls)):
+                    log_probs = entries[key].log_probs
+                    out.append(sum(w * log_probs[t] for t, w in weights[(key, span)].items()))
+            ref_pll, alt_pll = float(np.mean(ref_plls)), float(np.mean(alt_plls))
+            computed = {"pll_ref": ref_pll, "pll_alt": alt_pll, "llr": alt_pll - ref_pll}
+            results.append({name: np.array([computed[name]]) for name in self.names})
+        return results
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# score_variants
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass
+class ScoreResult:
+    """What a run did. `predictions` (return_predictions=True): {score: DataFrame}, one row per scored (variant,
+    ALT, window), indexed `chrom:pos:ref:alt`, one column per model output (+ `region` in region mode)."""
+
+    model: str
+    output_vcf: str
+    output_table: str | None
+    mode: str
+    n_records: int = 0
+    n_alleles: int = 0
+    n_scored: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    ref_windows_predicted: int = 0
+    alt_sequences_predicted: int = 0
+    seconds: float = 0.0
+    predictions: dict[str, Any] | None = None
+
+    @property
+    def n_skipped(self) -> int:
+        return sum(self.skipped.values())
+
+    def summary(self) -> str:
+        lines = [f"{self.model}: {self.n_records} records, {self.n_alleles} ALT alleles, {self.n_scored} scored "
+                 f"({self.mode} mode; {self.ref_windows_predicted} reference windows and "
+                 f"{self.alt_sequences_predicted} alternative sequences predicted in {self.seconds:.1f} s)"]
+        if self.skipped:
+            lines.append(f"skipped {self.n_skipped} (flagged {SKIPPED_ID} in the VCF): "
+                         + ", ".join(f"{reason} {count}" for reason, count in sorted(self.skipped.items())))
+        lines.append(f"written: {self.output_vcf}" + (f" and {self.output_table}" if self.output_table else ""))
+        return "\n".join(lines)
+
+
+def _window_spec(info: FolderInfo, dl_args: Mapping[str, Any], seq_length: int | None, region_mode: bool
+                 ) -> WindowSpec:
+    base = info.window
+    values = {"sequence_length": base.sequence_length, "anchor": base.anchor, "upstream": base.upstream,
+              "flank": base.flank}
+    values.update({k: dl_args[k] for k in ("sequence_length", "anchor", "upstream", "flank") if k in dl_args})
+    if seq_length is not None:
+        values["sequence_length"] = seq_length
+    spec = window_spec(**values)
+    if not region_mode:
+        # centred on the variant: the model's input length, whatever anchor its BED windows use
+        if spec.sequence_length is None:
+            raise ValueError(f"{info.name} takes inputs of any length: pass seq_length (--seq-length) to score "
+                             "variants in windows centred on them, or give regions (restriction_bed)")
+        spec = WindowSpec(spec.sequence_length, "center", None, spec.flank).validate("window")
+    return spec
+
+
+def _check_scores(scores: Sequence[str] | None, model: ScoringModel) -> tuple[str, ...]:
+    kind = model.kind
+    if scores is None:
+        return tuple(DEFAULT_SCORES[kind])
+    if isinstance(scores, str):
+        scores = [s for s in scores.split(",") if s.strip()]
+    names = tuple(dict.fromkeys(s.strip().lower() for s in scores))
+    allowed = SCORES_BY_KIND[kind]
+    unknown = [s for s in names if s not in allowed]
+    if unknown or not names:
+        raise ValueError(f"scores {', '.join(unknown) or '(none)'} do not apply to {model.name} (kind {kind}); "
+                         f"choose from {', '.join(allowed)}")
+    if kind == "sequence" and any(n.startswith("logit") for n in names):
+        problem = model.runner.predictor.config.problem_type
+        if problem == "regression":
+            raise ValueError(f"{model.name} is a regression model: logit scores do not apply (use ref, alt, diff)")
+    return names
+
+
+def _safe_id(text: str) -> str:
+    """A region name usable inside an INFO value (no separators of VCF or of our lists)."""
+    return re.sub(r"[,;=|\s]", "_", text)
+
+
+def score_variants(model: Any, dl_args: Mapping[str, Any], input_vcf: str | os.PathLike,
+                   output_vcf: str | os.PathLike, scores: Sequence[str] | None = None, batch_size: int | None = None,
+                   restriction_bed: str | os.PathLike | None = None, return_predictions: bool = False,
+                   output_table: str | os.PathLike | None = None, seq_length: int | None = None,
+                   rc_average: bool | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                   llr_flank: int = DEFAULT_LLR_FLANK, splice_distance: int = DEFAULT_SPLICE_DISTANCE,
+                   source: str = "kipoi", progress: bool = True, device: str | None = None,
+                   precision: str | None = None, group_dir: str | os.PathLike | None = None,
+                   cache_mb: float = DEFAULT_CACHE_MB) -> ScoreResult:
+    """Score every ALT of `input_vcf` with a GENA-LM model and write `output_vcf` (see the module docstring).
+
+    model: `GENA-LM/<name>` (the bundled group, or `group_dir`), a model folder, a FolderModel or GenaLMModel.
+    dl_args: `fasta_file` (required); optional `intervals_file` (regions, same as restriction_bed) and window
+        overrides `sequence_length`, `anchor`, `upstream`, `flank`, `use_strand` (as for the dataloader).
+    restriction_bed: BED of regions: each variant is scored in the model window of each region holding it
+        (TSS-anchored for promoter models); variants in no window are flagged outside_regions. The VCF gets the
+        values of the region whose TSS/centre is nearest (INFO `...:REGION` names it); the table has all.
+    batch_size: sequences per model call; chunk_size: VCF records per chunk (memory stays bounded by it).
+    rc_average / device / precision: the model's predict options for this run.
+    seq_length: window length (bp, flanks not included) in centred mode; default the model's own.
+    llr_flank: MLM bases each side of the variant in the pseudo-log-likelihood stretch.
+    splice_distance: per-nucleotide models, bases each side of the variant searched for the largest change.
+    source: the `<source>` part of the INFO IDs (`KV:<source>:<model>:<SCORE>`).
+    output_table: also write `.tsv` / `.tsv.gz` / `.parquet`, one row per (variant, ALT, window).
+    """
+    started = time.perf_counter()
+    dl_args = dict(dl_args or {})
+    unknown = sorted(set(dl_args) - set(DL_ARG_NAMES))
+    if unknown:
+        raise ValueError(f"dl_args: unknown argument(s) {', '.join(unknown)}; known: {', '.join(DL_ARG_NAMES)}")
+    if "fasta_file" not in dl_args:
+        raise ValueError("dl_args must name the reference: {'fasta_file': 'genome.fa'}")
+    regions_file = restriction_bed if restriction_bed is not None else dl_args.get("intervals_file")
+    if (restriction_bed is not None and dl_args.get("intervals_file") is not None
+            and Path(restriction_bed).resolve() != Path(dl_args["intervals_file"]).resolve()):
+        raise ValueError(f"restriction_bed {restriction_bed} and dl_args intervals_file "
+                         f"{dl_args['intervals_file']} name different regions; give one")
+    if chunk_size < 1 or llr_flank < 0 or splice_distance < 0:
+        raise ValueError("chunk_size must be >= 1, llr_flank and splice_distance >= 0")
+    if output_table is not None:
+        check_table_path(output_table)
+    input_vcf, output_vcf = Path(input_vcf), Path(output_vcf)
+    if not str(output_vcf).endswith((".vcf", ".vcf.gz", ".vcf.bgz")):
+        raise ValueError(f"{output_vcf}: the output must end in .vcf, .vcf.gz or .vcf.bgz")
+
+    option_changes = {"rc_average": rc_average, "batch_size": batch_size, "device": device, "precision": precision}
+    scoring = load_scoring_model(model, option_changes, group_dir)
+    names = _check_scores(scores, scoring)
+    from .sequences import as_bool
+
+    use_strand = as_bool(dl_args.get("use_strand", True), "use_strand")
+    spec = _window_spec(scoring.info, dl_args, seq_length, region_mode=regions_file is not None)
+
+    with contextlib.ExitStack() as stack:
+        # a model loaded here already has the options; one handed in is configured for this run only
+        stack.enter_context(_configured(scoring, {} if scoring.owned else option_changes))
+        if scoring.kind == "embedding":
+            stack.enter_context(_configured(scoring, {"embedding_outputs": "pooled"}))
+        options = scoring.runner.options if scoring.runner is not None else scoring.options
+        effective_rc = options.rc_average
+        genome = stack.enter_context(Genome(dl_args["fasta_file"]))
+        _warn_on_other_assembly(genome, scoring.info, dl_args["fasta_file"])
+        regions = RegionWindows(regions_file, genome, spec, use_strand) if regions_file is not None else None
+        cache = WindowCache(int(cache_mb * 2**20))
+        if scoring.kind == "mlm":
+            scorer = MlmScorer(scoring, names, cache, llr_flank, effective_rc)
+        else:
+            scorer = OutputScorer(scoring, names, cache, splice_distance)
+        run = _Run(scoring, scorer, names, genome, spec, regions, source, return_predictions)
+        result = ScoreResult(scoring.name, str(output_vcf), str(output_table) if output_table else None,
+                             "regions" if regions is not None else "centred")
+        meta = {"mode": result.mode, "scores": ",".join(names), "rc_average": str(effective_rc).lower(),
+                "precision": options.precision,
+                "window": spec.describe() if regions is not None else
+                f"{spec.sequence_length} bp centred on the variant" + (f", plus {spec.flank} bp of context on "
+                                                                       "each side" if spec.flank else "")}
+        if regions is not None:
+            meta["regions"] = Path(regions_file).name
+        if scoring.kind == "mlm":
+            meta["llr_flank"] = llr_flank
+        if scoring.kind == "token":
+            meta["splice_distance"] = splice_distance
+        reader = stack.enter_context(VcfReader(input_vcf))
+        header = VcfHeader.build(reader.header_lines, run.info_lines(), [run.model_line(meta)], run.field_ids,
+                                 scoring.name, source)
+
+        handle = stack.enter_context(atomic_write(output_vcf, "wb"))
+        vcf_out = BgzfWriter(handle) if is_gzip_name(output_vcf) else handle
+        table = None
+        if output_table is not None:
+            table_handle = stack.enter_context(atomic_write(output_table, "wb"))
+            table = TableWriter(output_table, table_handle, run.table_columns())
+        vcf_out.write(header.text().encode("utf-8"))
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = stack.enter_context(tqdm(desc=f"score variants ({scoring.name})", unit="variant"))
+        for chunk in chunked(iter(reader), chunk_size):
+            lines, rows = run.score_chunk(chunk, result)
+            vcf_out.write("".join(lines).encode("utf-8"))
+            if table is not None:
+                table.write_rows(rows)
+            if bar is not None:
+                bar.update(len(chunk))
+                bar.set_postfix(scored=result.n_scored, skipped=result.n_skipped, refresh=False)
+        if table is not None:
+            table.close()
+        if vcf_out is not handle:
+            vcf_out.close()
+        result.ref_windows_predicted = scorer.ref_windows_predicted
+        result.alt_sequences_predicted = scorer.alt_sequences_predicted
+        result.predictions = run.prediction_frames() if return_predictions else None
+    result.seconds = time.perf_counter() - started
+    _write_provenance(result, scoring, input_vcf, dl_args, regions_file, meta)
+    return result
+
+
+def _warn_on_other_assembly(genome: Genome, info: FolderInfo, fasta: Any) -> None:
+    if not info.reference_contigs:
+        return
+    mismatches, _ = compare_contigs(genome.contig_lengths, info.reference_contigs)
+    for message in mismatches:
+        log.warning("%s: %s - the FASTA does not look like the assembly %s was trained on", fasta, message,
+                    info.name)
+
+
+def _write_provenance(result: ScoreResult, scoring: ScoringModel, input_vcf: Path, dl_args: Mapping[str, Any],
+                      regions_file: Any, meta: Mapping[str, Any]) -> None:
+    from . import provenance
+
+    document = provenance.record(result.output_vcf, [scoring.provenance()], inputs={
+        "input_vcf": str(input_vcf), "fasta_file": str(dl_args["fasta_file"]),
+        "regions": str(regions_file) if regions_file is not None else None, **{k: str(v) for k, v in meta.items()}},
+        extra={"summary": {"records": result.n_records, "alleles": result.n_alleles, "scored": result.n_scored,
+                           "skipped": dict(result.skipped)}})
+    provenance.write_sidecar(result.output_vcf, document)
+
+
+class _Run:
+    """The per-chunk work of one score_variants call: plan windows, score, format VCF lines and table rows."""
+
+    def __init__(self, scoring: ScoringModel, scorer, names: tuple[str, ...], genome: Genome, spec: WindowSpec,
+                 regions: RegionWindows | None, source: str, keep_predictions: bool):
+        self.scoring = scoring
+        self.scorer = scorer
+        self.names = names
+        self.genome = genome
+        self.spec = spec
+        self.regions = regions
+        self.labels = list(scorer.labels)
+        prefix = f"KV:{source}:{scoring.name}:"
+        self.score_ids = {name: prefix + name.upper() for name in names}
+        self.region_id = prefix + "REGION"
+        self.field_ids = set(self.score_ids.values()) | {SKIPPED_ID, self.region_id}
+        self.source = source
+        self.keep_predictions = keep_predictions
+        self.kept: dict[str, list] = {name: [] for name in names}
+        self.kept_index: list[str] = []
+        self.kept_regions: list[str] = []
+
+    # ---- header ----------------------------------------------------------------------------------------------
+    def info_lines(self) -> list[str]:
+        description = "Prediction from model outputs: " + "|".join(self.labels)
+        lines = [info_header(field_id, "A", "String", description) for field_id in self.score_ids.values()]
+        reasons = "; ".join(f"{k}: {v}" for k, v in SKIP_REASONS.items())
+        lines.append(info_header(SKIPPED_ID, ".", "String",
+                                 "Why ALT alleles were not scored, one entry per ALT in ALT order ('.' = scored). "
+                                 + reasons))
+        if self.regions is not None:
+            lines.append(info_header(self.region_id, "A", "String",
+                                     f"Region of {Path(self.regions.path).name} whose model window gave the scores "
+                                     "of each ALT (the nearest of the windows holding it)"))
+        return lines
+
+    def model_line(self, meta: Mapping[str, Any]) -> str:
+        info = self.scoring.info
+        fields = {"ID": info.name, "source": self.source, "version": info.version,
+                  "sha256": self.scoring.weights_sha256, "kind": info.kind, **meta}
+        return f"##{MODEL_HEADER}=<" + ",".join(f"{k}={header_value(v)}" for k, v in fields.items()) + ">"
+
+    def table_columns(self) -> list[tuple[str, str]]:
+        columns = [("chrom", "str"), ("pos", "int"), ("id", "str"), ("ref", "str"), ("alt", "str"),
+                   ("alt_index", "int")]
+        if self.regions is not None:
+            columns += [("region", "str"), ("nearest_region", "bool")]
+        columns.append(("skipped", "str"))
+        for name in self.names:
+            for label in self.labels:
+                columns.append((f"{name}:{label}", "int" if name in INTEGER_SCORES else "float"))
+        return columns
+
+    # ---- a chunk ---------------------------------------------------------------------------------------------
+    def score_chunk(self, records: list[VcfRecord], result: ScoreResult) -> tuple[list[str], list[dict]]:
+        ref_sequences: dict[Any, str] = {}
+        plans: list[list[tuple[str | None, list[Job]]]] = []
+        jobs: list[Job] = []
+        for record in records:
+            plan = self._plan(record, ref_sequences)
+            plans.append(plan)
+            for _, alt_jobs in plan:
+                jobs.extend(alt_jobs)
+        scored = self.scorer.score(jobs) if jobs else []
+        by_job = {id(job): values for job, values in zip(jobs, scored)}
+
+        lines, rows = [], []
+        for record, plan in zip(records, plans):
+            result.n_records += 1
+            entries: list[tuple[str, str]] = []
+            if not record.alts:
+                result.skipped["no_alt"] += 1
+                entries.append((SKIPPED_ID, "no_alt"))
+                rows.append(self._row(record, None, None, "no_alt", None))
+            else:
+                result.n_alleles += len(record.alts)
+                per_alt: list[dict[str, np.ndarray] | None] = []
+                for index, (reason, alt_jobs) in enumerate(plan):
+                    if reason is not None:
+                        result.skipped[reason] += 1
+                        per_alt.append(None)
+                        rows.append(self._row(record, index, None, reason, None))
+                        continue
+                    result.n_scored += 1
+                    per_alt.append(by_job[id(alt_jobs[0])])
+                    for rank, job in enumerate(alt_jobs):
+                        values = by_job[id(job)]
+                        rows.append(self._row(record, index, job, None, values, nearest=rank == 0))
+                        self._keep(record, index, job, values)
+                if any(values is not None for values in per_alt):
+                    for name, field_id in self.score_ids.items():
+                        integer = name in INTEGER_SCORES
+                        entries.append((field_id, ",".join(
+                            "." if values is None else format_values(values[name], integer) for values in per_alt)))
+                    if self.regions is not None:
+                        entries.append((self.region_id, ",".join(
+                            "." if reason is not None else _safe_id(alt_jobs[0].window.region_id)
+                            for reason, alt_jobs in plan)))
+                if any(reason is not None for reason, _ in plan):
+                    entries.append((SKIPPED_ID, ",".join(reason or "." for reason, _ in plan)))
+            fields = record.raw.split("\t")
+            fields[7] = replace_info(fields[7], entries, self.field_ids)
+            lines.append("\t".join(fields) + "\n")
+        return lines, rows
+
+    def _plan(self, record: VcfRecord, ref_sequences: dict[Any, str]) -> list[tuple[str | None, list[Job]]]:
+        if not record.alts:
+            return []
+        chrom, reason = check_ref(record, self.genome)
+        if reason is not None:
+            return [(reason, [])] * len(record.alts)
+        plan: list[tuple[str | None, list[Job]]] = []
+        for reason, allele in alleles_of(record, chrom):
+            if reason is not None:
+                plan.append((reason, []))
+                continue
+            if self.regions is None:
+                if len(allele.ref) > self.spec.sequence_length:
+                    plan.append(("too_long", []))
+                    continue
+                windows = [centred_window(allele, self.spec)]
+            else:
+                windows = self.regions.holding(allele)
+                if not windows:
+                    plan.append(("outside_regions", []))
+                    continue
+            plan.append((None, [self._job(allele, window, ref_sequences) for window in windows]))
+        return plan
+
+    def _job(self, allele: Allele, window: Window, ref_sequences: dict[Any, str]) -> Job:
+        ref = ref_sequences.get(window.key)
+        if ref is None:
+            ref = self.genome.fetch(window.chrom, window.start, window.end, strand=window.strand)
+            ref_sequences[window.key] = ref
+        return Job(allele, window, ref, alt_sequence(self.genome, window, ref, allele),
+                   variant_index(window, allele))
+
+    # ---- outputs -----------------------------------------------------------------------------------------------
+    def _row(self, record: VcfRecord, alt_index: int | None, job: Job | None, reason: str | None,
+             values: dict[str, np.ndarray] | None, nearest: bool = True) -> dict[str, Any]:
+        row: dict[str, Any] = {"chrom": record.chrom, "pos": record.pos, "id": record.id, "ref": record.ref,
+                               "alt": record.alts[alt_index] if alt_index is not None else ".",
+                               "alt_index": alt_index + 1 if alt_index is not None else None,
+                               "skipped": reason or ""}
+        if self.regions is not None:
+            row["region"] = job.window.region_id if job is not None else None
+            row["nearest_region"] = nearest if job is not None else None
+        if values is not None:
+            for name in self.names:
+                for label, value in zip(self.labels, np.ravel(values[name])):
+                    row[f"{name}:{label}"] = (int(value) if name in INTEGER_SCORES and np.isfinite(value)
+                                              else float(value))
+        return row
+
+    def _keep(self, record: VcfRecord, alt_index: int, job: Job, values: dict[str, np.ndarray]) -> None:
+        if not self.keep_predictions:
+            return
+        self.kept_index.append(f"{record.chrom}:{record.pos}:{record.ref}:{record.alts[alt_index]}")
+        self.kept_regions.append(job.window.region_id)
+        for name in self.names:
+            self.kept[name].append(np.ravel(values[name]))
+
+    def prediction_frames(self) -> dict[str, Any]:
+        import pandas as pd
+
+        frames = {}
+        for name in self.names:
+            data = np.array(self.kept[name]).reshape(len(self.kept_index), len(self.labels))
+            frame = pd.DataFrame(data, index=pd.Index(self.kept_index, name="variant"), columns=self.labels)
+            if self.regions is not None:
+                frame["region"] = self.kept_regions
+            frames[name] = frame
+        return frames

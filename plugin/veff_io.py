@@ -1,0 +1,213 @@
+"""Writing scored variants: the VCF (plain or BGZF), its header lines, and the optional table (no torch here).
+
+INFO fields follow kipoi-veff: `KV:<source>:<model>:<SCORE>` (e.g. `KV:kipoi:GENA-LM/promoter:DIFF`), Number=A
+(one value per ALT, `,`-separated in ALT order, `.` for an ALT that was not scored), each value the model outputs
+`|`-separated in the order the header's description names them (`Prediction from model outputs: acceptor|donor`).
+htslib warns that such IDs are not valid tag names ("Invalid tag name"), but reads them; that is the convention
+kipoi-veff users parse.
+"""
+from __future__ import annotations
+
+import io
+import math
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Sequence
+
+import numpy as np
+
+SKIPPED_ID = "KV_SKIPPED"
+MODEL_HEADER = "KV_model"
+BGZF_BLOCK_INPUT = 0xFF00  # uncompressed bytes per BGZF block, as htslib writes them
+# The 28-byte empty block that ends every BGZF file (SAM/BAM specification, section 4.1.2).
+BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
+
+
+class BgzfWriter(io.RawIOBase):
+    """Writes BGZF (blocked gzip, readable by gzip, bgzip, tabix, pysam) to an open binary handle.
+
+    `close()` writes the end-of-file block and flushes, but leaves the handle open (the caller owns it: an
+    atomic writer still has to fsync and rename it).
+    """
+
+    def __init__(self, handle: IO[bytes]):
+        super().__init__()
+        self._handle = handle
+        self._buffer = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self._buffer.extend(data)
+        while len(self._buffer) >= BGZF_BLOCK_INPUT:
+            self._write_block(bytes(self._buffer[:BGZF_BLOCK_INPUT]))
+            del self._buffer[:BGZF_BLOCK_INPUT]
+        return len(data)
+
+    def _write_block(self, data: bytes) -> None:
+        compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+        payload = compressor.compress(data) + compressor.flush()
+        block_size = len(payload) + 25 + 1  # header (18) + payload + CRC32/ISIZE (8), minus 1
+        header = struct.pack("<4BI2BH2BHH", 0x1F, 0x8B, 8, 4, 0, 0, 0xFF, 6, ord("B"), ord("C"), 2,
+                             block_size - 1)
+        self._handle.write(header + payload + struct.pack("<II", zlib.crc32(data), len(data)))
+
+    def close(self) -> None:
+        if not self.closed:
+            if self._buffer:
+                self._write_block(bytes(self._buffer))
+                self._buffer.clear()
+            self._handle.write(BGZF_EOF)
+            self._handle.flush()
+        super().close()
+
+
+def is_gzip_name(path: str | os.PathLike) -> bool:
+    return str(path).endswith((".gz", ".bgz"))
+
+
+def format_value(value: float, integer: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or (
+            isinstance(value, np.floating) and np.isnan(value)):
+        return "nan"
+    if integer:
+        return str(int(value))
+    return f"{float(value):.6g}"
+
+
+def format_values(values: np.ndarray, integer: bool = False) -> str:
+    """One ALT's values for one score: the model outputs `|`-separated."""
+    return "|".join(format_value(v, integer) for v in np.ravel(values))
+
+
+def header_value(text: Any) -> str:
+    """A structured-header value, quoted when it holds characters that would end or split it."""
+    text = str(text)
+    if any(c in text for c in ',<>="; ') or not text:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return text
+
+
+def info_header(field_id: str, number: str, type_: str, description: str) -> str:
+    description = description.replace('"', "'")
+    return f'##INFO=<ID={field_id},Number={number},Type={type_},Description="{description}">'
+
+
+@dataclass
+class VcfHeader:
+    """The input header with our INFO definitions and model line added (replacing older ones of the same ID)."""
+
+    lines: list[str]
+
+    @classmethod
+    def build(cls, input_lines: Sequence[str], info_lines: Sequence[str], meta_lines: Sequence[str],
+              replaced_ids: set[str], model_id: str, source: str) -> "VcfHeader":
+        kept = []
+        for line in input_lines:
+            if line.startswith("##INFO=<ID="):
+                field_id = line[len("##INFO=<ID="):].split(",", 1)[0]
+                if field_id in replaced_ids:
+                    continue
+            if line.startswith(f"##{MODEL_HEADER}=<ID={model_id},") and f"source={source}" in line:
+                continue
+            kept.append(line)
+        if not kept or not kept[0].startswith("##fileformat="):
+            kept.insert(0, "##fileformat=VCFv4.2")
+        column_line = kept[-1] if kept[-1].startswith("#CHROM") else None
+        if column_line is None:
+            column_line = "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO"
+        else:
+            kept = kept[:-1]
+        return cls(kept + list(info_lines) + list(meta_lines) + [column_line])
+
+    def text(self) -> str:
+        return "".join(line + "\n" for line in self.lines)
+
+
+def replace_info(info: str, entries: Sequence[tuple[str, str]], replaced_ids: set[str]) -> str:
+    """The INFO column with our entries appended; any older entry of one of our IDs is dropped first."""
+    kept = [] if info in (".", "") else [item for item in info.split(";")
+                                         if item and item.split("=", 1)[0] not in replaced_ids]
+    kept += [f"{key}={value}" for key, value in entries]
+    return ";".join(kept) if kept else "."
+
+
+class TableWriter:
+    """The optional per-(variant, ALT, window) table: `.tsv` / `.tsv.gz`, or `.parquet` (needs pyarrow).
+
+    Streams: rows are handed over per chunk of variants. Written into an open binary handle (atomic writer).
+    """
+
+    def __init__(self, path: str | os.PathLike, handle: IO[bytes], columns: Sequence[tuple[str, str]]):
+        """columns: (name, type) pairs, type one of str, int, float, bool (the Parquet schema)."""
+        self.path = Path(path)
+        self.columns = [name for name, _ in columns]
+        self.types = dict(columns)
+        self.parquet = self.path.suffix == ".parquet"
+        self._handle = handle
+        self._parquet_writer = None
+        if self.parquet:
+            import pyarrow as pa
+
+            arrow_types = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
+            self._schema = pa.schema([(name, arrow_types[kind]) for name, kind in columns])
+        else:
+            self._out = BgzfWriter(handle) if is_gzip_name(path) else handle
+            self._write_text("\t".join(self.columns) + "\n")
+
+    def _write_text(self, text: str) -> None:
+        self._out.write(text.encode("utf-8"))
+
+    def write_rows(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        if self.parquet:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            data = {column: [row.get(column) for row in rows] for column in self.columns}
+            if self._parquet_writer is None:
+                self._parquet_writer = pq.ParquetWriter(self._handle, self._schema)
+            self._parquet_writer.write_table(pa.table(data, schema=self._schema))
+            return
+        lines = []
+        for row in rows:
+            values = []
+            for column in self.columns:
+                value = row.get(column)
+                if value is None:
+                    values.append("")
+                elif isinstance(value, (float, np.floating)):
+                    values.append(format_value(value))
+                else:
+                    values.append(str(value))
+            lines.append("\t".join(values) + "\n")
+        self._write_text("".join(lines))
+
+    def close(self) -> None:
+        if self.parquet:
+            import pyarrow.parquet as pq
+
+            if self._parquet_writer is None:  # no rows at all: still a valid (empty) file with the columns
+                self._parquet_writer = pq.ParquetWriter(self._handle, self._schema)
+            self._parquet_writer.close()
+            return
+        if self._out is not self._handle:
+            self._out.close()
+
+
+def check_table_path(path: str | os.PathLike) -> None:
+    name = str(path)
+    if name.endswith(".parquet"):
+        import importlib.util
+
+        if importlib.util.find_spec("pyarrow") is None:
+            raise ValueError(f"{name}: Parquet output needs pyarrow (pip install pyarrow); or write .tsv / "
+                             ".tsv.gz")
+        return
+    if not name.endswith((".tsv", ".tsv.gz")):
+        raise ValueError(f"{name}: the table must end in .tsv, .tsv.gz or .parquet")

@@ -1,0 +1,246 @@
+"""VCF records -> the reference and alternative windows a GENA-LM model reads (no torch, no kipoi here).
+
+Conventions (the user-facing summary is in veff.py):
+
+Alleles. Every ALT of a record is scored on its own. REF and ALT are upper-cased and trimmed to their minimal
+form: first the shared prefix, then the shared suffix is removed (`AGGTG>A` at POS p becomes "delete GGTG at
+p+1", `A>ATTTG` becomes "insert TTTG before p+1"). The trimmed REF may be empty (an insertion), and so may the
+trimmed ALT (a deletion). Two spellings of one change therefore get the same windows and scores, and ALT == REF is
+a change of nothing (scores 0). `Allele.start` is the 0-based position of the first trimmed REF base (for an
+insertion: of the base the insertion goes before).
+
+Skipped, never scored (reported per ALT in the INFO field KV_SKIPPED and counted): see `SKIP_REASONS`.
+
+Windows. A `Window` is the stretch of the reference the model reads (its flanks included), on one strand:
+- centred mode (default): the trimmed REF span is centred in the model's window (`Interval.resize`, the window of
+  `sequence_length` bases has the span's centre base at index `sequence_length // 2`), plus `flank` bases of
+  context each side for per-nucleotide models, read on '+';
+- region mode (a BED of regions): each region's window is placed exactly as the dataloader places it (TSS-anchored
+  for the promoter models, strand-aware), and a variant is scored in every window that holds its REF span (an
+  insertion: the base it goes before). One reference prediction per window serves all its variants.
+
+Alternative windows keep the model's input length and the variant's position. Read in the model's orientation
+(5'->3' on the window's strand), the window's 5' edge stays where it is, the bases before the variant are
+unchanged, the ALT bases replace the REF bases, and the 3' end is adjusted: a deletion (ALT shorter than REF) is
+extended with the reference bases that follow the window; an insertion is trimmed at the 3' end. On '-' windows
+this is done on the reverse complement, so there the left (lower-coordinate) genomic edge moves. Bases past a
+chromosome end are N, as in the dataloader.
+"""
+from __future__ import annotations
+
+import bisect
+import os
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+from genalm_models.genome import Genome, GenomeError, Interval, VcfRecord, read_bed, reverse_complement
+
+from .folder import WindowSpec
+from .sequences import input_region, target_region
+
+# Why an ALT allele was not scored. The keys are what KV_SKIPPED says in the output VCF.
+SKIP_REASONS = {
+    "no_alt": "the record has no ALT allele (ALT is '.')",
+    "unknown_chrom": "the chromosome is not in the reference FASTA",
+    "ref_mismatch": "REF does not match the reference FASTA at POS (or runs past the chromosome end)",
+    "symbolic": "a symbolic or breakend ALT (<DEL>, <INS:ME>, t[p[, .t, ...): structural variants are not scored",
+    "star_allele": "ALT '*' (an allele missing because of an overlapping deletion): nothing to score on its own",
+    "too_long": "the REF allele is longer than the model's window",
+    "outside_regions": "region mode: the variant lies in no region's model window",
+}
+
+
+def is_sequence_allele(allele: str) -> bool:
+    """True for plain bases (IUPAC codes); False for '*', <SYMBOLIC> and breakend alleles."""
+    return bool(allele) and allele != "*" and all(c.isalpha() for c in allele)
+
+
+def skip_reason_of_alt(alt: str) -> str | None:
+    if alt == "*":
+        return "star_allele"
+    if not is_sequence_allele(alt):
+        return "symbolic"
+    return None
+
+
+def trim_alleles(start: int, ref: str, alt: str) -> tuple[int, str, str]:
+    """Minimal form of one REF/ALT pair: shared prefix removed first (moving `start`), then shared suffix.
+
+    Prefix first, so that a VCF indel's anchor base goes: `G>GTTTG` at p is "insert TTTG before p+1".
+    """
+    ref, alt = ref.upper(), alt.upper()
+    shared = 0
+    while shared < len(ref) and shared < len(alt) and ref[shared] == alt[shared]:
+        shared += 1
+    ref, alt = ref[shared:], alt[shared:]
+    while ref and alt and ref[-1] == alt[-1]:
+        ref, alt = ref[:-1], alt[:-1]
+    return start + shared, ref, alt
+
+
+@dataclass(frozen=True)
+class Allele:
+    """One ALT of a VCF record, trimmed (see the module docstring); `chrom` is the FASTA's name."""
+
+    chrom: str
+    start: int
+    ref: str
+    alt: str
+    alt_index: int  # 0-based index in the record's ALT list
+
+    @property
+    def ref_end(self) -> int:
+        return self.start + len(self.ref)
+
+    @property
+    def footprint_end(self) -> int:
+        """End of the reference bases a window must hold to see the variant (an insertion: the base after it)."""
+        return self.start + max(len(self.ref), 1)
+
+
+@dataclass(frozen=True)
+class Window:
+    """What the model reads: the reference `[start, end)` of `chrom` on `strand`, flanks included."""
+
+    chrom: str
+    start: int
+    end: int
+    strand: str
+    flank: int = 0
+    region_id: str | None = None   # region mode: the BED name (or chrom:start-end) of the region
+    anchor: int | None = None      # region mode: the TSS / centre the window was placed on
+
+    @property
+    def key(self) -> tuple[str, int, int, str]:
+        return (self.chrom, self.start, self.end, self.strand)
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+    def holds(self, allele: Allele) -> bool:
+        return self.start <= allele.start and allele.footprint_end <= self.end
+
+
+def check_ref(record: VcfRecord, genome: Genome) -> tuple[str | None, str | None]:
+    """(FASTA chromosome name, None) when REF matches the reference, else (name or None, skip reason)."""
+    if record.chrom not in genome:
+        return None, "unknown_chrom"
+    name = genome.resolve(record.chrom)
+    if record.end > genome.contig_lengths[name]:
+        return name, "ref_mismatch"
+    if genome.fetch(name, record.start, record.end).upper() != record.ref.upper():
+        return name, "ref_mismatch"
+    return name, None
+
+
+def centred_window(allele: Allele, spec: WindowSpec) -> Window:
+    """The model's window (sequence_length + flanks) centred on the allele's trimmed REF span, on '+'."""
+    if spec.sequence_length is None:
+        raise ValueError("centred windows need a sequence length (the model takes any length: pass seq_length)")
+    span = Interval(allele.chrom, allele.start, allele.ref_end, strand="+")
+    region = input_region(span.resize(spec.sequence_length), spec)
+    return Window(allele.chrom, region.start, region.end, "+", spec.flank)
+
+
+def variant_index(window: Window, allele: Allele) -> int:
+    """Index in the model-oriented window sequence of the first REF base (an insertion: of the base after it)."""
+    if window.strand == "-":
+        return window.end - allele.ref_end
+    return allele.start - window.start
+
+
+def alt_sequence(genome: Genome, window: Window, ref_sequence: str, allele: Allele) -> str:
+    """The window with ALT in place of REF, same length, variant kept at `variant_index` (module docstring)."""
+    length = window.length
+    ref_len, alt_len = len(allele.ref), len(allele.alt)
+    shortfall = max(0, ref_len - alt_len)  # a deletion needs this many reference bases beyond the window
+    if window.strand == "-":
+        plus = reverse_complement(ref_sequence)
+        index = allele.start - window.start
+        before = genome.fetch(window.chrom, window.start - shortfall, window.start) + plus[:index]
+        changed = before + allele.alt + plus[index + ref_len:]
+        return reverse_complement(changed[len(changed) - length:])
+    index = allele.start - window.start
+    after = ref_sequence[index + ref_len:] + genome.fetch(window.chrom, window.end, window.end + shortfall)
+    return (ref_sequence[:index] + allele.alt + after)[:length]
+
+
+def genomic_offset(window: Window, allele: Allele, model_index):
+    """Signed distance (genomic bp, '+' orientation) from the allele's start to the base at `model_index` (an int
+    or an integer array) of the model-oriented reference window."""
+    if window.strand == "-":
+        return (window.end - 1 - model_index) - allele.start
+    return window.start + model_index - allele.start
+
+
+class RegionWindows:
+    """Region mode: the model window of every BED interval, and which of them hold a given variant."""
+
+    def __init__(self, bed_path: str | os.PathLike, genome: Genome, spec: WindowSpec, use_strand: bool = True):
+        self.path = str(bed_path)
+        self.windows: list[Window] = []
+        for interval in read_bed(bed_path):
+            name = genome.resolve(interval.chrom, interval)  # unknown chromosome: error naming file and line
+            length = genome.contig_lengths[name]
+            if interval.end > length:
+                raise GenomeError(f"{interval.source}:{interval.line}: interval {interval.chrom}:{interval.start}-"
+                                  f"{interval.end} extends past the end of {name} (length {length:,}); is the BED "
+                                  "file for another assembly?")
+            region = target_region(interval, spec)
+            fetched = input_region(region, spec)
+            strand = fetched.strand if use_strand and fetched.strand in ("+", "-") else "+"
+            if spec.anchor == "tss" and spec.sequence_length is not None:
+                anchor = interval.five_prime
+            else:
+                anchor = interval.center
+            region_id = interval.name if interval.name not in ("", ".") else \
+                f"{interval.chrom}:{interval.start}-{interval.end}"
+            self.windows.append(Window(name, fetched.start, fetched.end, strand, spec.flank, region_id, anchor))
+        if not self.windows:
+            raise GenomeError(f"{self.path}: no regions (the BED file is empty or holds only comment, track and "
+                              "header lines)")
+        by_chrom: dict[str, list[Window]] = {}
+        for window in self.windows:
+            by_chrom.setdefault(window.chrom, []).append(window)
+        self._by_chrom = {chrom: sorted(ws, key=lambda w: (w.start, w.end)) for chrom, ws in by_chrom.items()}
+        self._starts = {chrom: [w.start for w in ws] for chrom, ws in self._by_chrom.items()}
+        self._widest = max(w.length for w in self.windows)
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def holding(self, allele: Allele) -> list[Window]:
+        """Windows holding the allele, nearest anchor (TSS or centre) first; ties by window start."""
+        windows = self._by_chrom.get(allele.chrom)
+        if not windows:
+            return []
+        starts = self._starts[allele.chrom]
+        first = bisect.bisect_left(starts, allele.footprint_end - self._widest)
+        last = bisect.bisect_right(starts, allele.start)
+        found = [w for w in windows[first:last] if w.holds(allele)]
+        return sorted(found, key=lambda w: abs(w.anchor - allele.start))
+
+
+def chunked(items: Iterator, size: int) -> Iterator[list]:
+    chunk: list = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def alleles_of(record: VcfRecord, chrom: str) -> Sequence[tuple[str | None, Allele | None]]:
+    """(skip reason or None, trimmed allele or None) for each ALT of a record whose REF matched."""
+    out = []
+    for index, alt in enumerate(record.alts):
+        reason = skip_reason_of_alt(alt)
+        if reason is not None:
+            out.append((reason, None))
+            continue
+        start, ref, alt_bases = trim_alleles(record.start, record.ref, alt)
+        out.append((None, Allele(chrom, start, ref, alt_bases, index)))
+    return out
