@@ -29,7 +29,7 @@ ZOO_DIR = Path(__file__).resolve().parent / "zoo"
 GROUP_DIR = ZOO_DIR / GROUP_NAME
 
 _SUBMODULES = ("kipoi_model", "dataloaders", "adapter", "sequences", "folder", "registration", "kipoi_compat",
-               "provenance", "scan", "cli")
+               "provenance", "scan", "cli", "veff", "veff_io", "veff_plot", "veff_scores", "veff_variants")
 
 
 def __getattr__(name: str):
