@@ -95,6 +95,7 @@ class ExportOptions:
     trained_on: str | None = None
     license: str = "MIT"
     max_tokens: int | None = None
+    notes: str | None = None           # markdown file: the card's notes (published numbers, limitations)
     check_with_kipoi: bool = False
     # which fields were given (sequence_length=None is a real choice: "any length")
     given: frozenset = frozenset()
@@ -140,6 +141,7 @@ class Plan:
     description: str | None = None
     trained_on: str | None = None
     license: str = "MIT"
+    notes: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -351,7 +353,7 @@ def make_plan(name: str, src: Source, config, head: str, opts: ExportOptions) ->
     return Plan(name=name, version=version, kind=kind, head=head, task=task, window=window, labels=labels,
                 output_labels=output_labels, output_indices=output_indices, fasta=fasta.resolve(),
                 reference_name=opts.reference_name, examples=examples, max_tokens=max_tokens, metrics=metrics,
-                description=opts.description, trained_on=opts.trained_on, license=opts.license)
+                description=opts.description, trained_on=opts.trained_on, license=opts.license, notes=opts.notes)
 
 
 def _labels(config, kind: str, task_config, opts: ExportOptions, name: str):
@@ -783,6 +785,7 @@ def _write_model_card(plan: Plan, info, config, src: Source, folder: Path) -> No
     if src.run_config_path is not None:
         task_command = "pretrain" if plan.task in (None, "mlm") else ("rmt" if config.rmt else "finetune")
         command = f"`python -m genalm_models.train {task_command} --config run_config.yaml`"
+    notes = (Path(plan.notes).read_text().strip() if plan.notes else "_TO BE FILLED by the model's owner._")
     curves = (f"\n![training and validation curves]({CURVES_FILE})\n" if (folder / CURVES_FILE).is_file() else "")
     examples = "\n".join(f"    {iv.chrom}\t{iv.start}\t{iv.end}\t{iv.name}\t{iv.strand}" for iv in plan.examples)
     card = f"""# {plan.name} (version {plan.version})
@@ -821,8 +824,8 @@ truncated after the last example window, real sequence only around the example w
 coordinates; BGZF with `.fai`/`.gzi`):
 {examples}
 
-## Limitations
-_TO BE FILLED by the model's owner._
+## Notes and limitations
+{notes}
 
 ## Citation
 {CITATION}

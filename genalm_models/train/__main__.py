@@ -145,6 +145,7 @@ EXPORT_OPTIONS = {  # export_model keyword -> (type, help); unset: derived from 
     "description": (str, "one-paragraph description for `kipoi info`"),
     "trained_on": (str, "training data summary"),
     "max_tokens": (int, "width of per-token outputs (embedding / mlm)"),
+    "notes": (str, "markdown file with the model card's notes (published numbers, limitations)"),
 }
 
 
