@@ -75,6 +75,7 @@ class GenaSelfAttention(nn.Module):
         self.key = nn.Linear(config.hidden_size, config.hidden_size)
         self.value = nn.Linear(config.hidden_size, config.hidden_size)
         self.dropout_p = config.attention_probs_dropout_prob
+        self.implementation = "sdpa"  # or "eager": see set_attention_implementation
 
     def forward(self, h: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
         batch, seq_len, hidden = h.shape
@@ -83,8 +84,15 @@ class GenaSelfAttention(nn.Module):
             return x.view(batch, seq_len, self.num_heads, self.head_dim).transpose(1, 2)
 
         q, k, v = heads(self.query(h)), heads(self.key(h)), heads(self.value(h))
-        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
-                                             dropout_p=self.dropout_p if self.training else 0.0)
+        dropout_p = self.dropout_p if self.training else 0.0
+        if self.implementation == "eager":
+            # The published code's way: the full (T x T) score matrix, softmax, dropout, weighted sum.
+            scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)
+            if attn_mask is not None:
+                scores = scores + attn_mask
+            ctx = F.dropout(torch.softmax(scores, dim=-1), p=dropout_p, training=self.training) @ v
+        else:
+            ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
         return ctx.transpose(1, 2).reshape(batch, seq_len, hidden)
 
 
@@ -396,6 +404,17 @@ HEAD_ARCHITECTURES = {
     "token_classification": "BertForTokenClassification",
     "embedding": "BertModel",
 }
+
+
+def set_attention_implementation(model: nn.Module, implementation: str) -> nn.Module:
+    """"sdpa" (default: fused kernels) or "eager" (explicit score matrix, as the published code; the reference the
+    benchmarks compare against and the tests check the fused path with)."""
+    if implementation not in ("sdpa", "eager"):
+        raise ValueError(f"attention implementation must be 'sdpa' or 'eager', got {implementation!r}")
+    for module in model.modules():
+        if isinstance(module, GenaSelfAttention):
+            module.implementation = implementation
+    return model
 
 
 def build_model(config: GenaConfig, head: str) -> GenaPreTrainedModel:

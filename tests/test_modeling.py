@@ -269,3 +269,18 @@ def test_official_rmt_checkpoint_with_model_prefix_loads(tmp_path):
     ids = torch.randint(5, 64, (1, 150))
     with torch.no_grad():
         torch.testing.assert_close(loaded.eval()(ids).logits, rmt(ids).logits)
+
+
+def test_fused_attention_equals_eager_attention():
+    from genalm_models.modeling_gena import set_attention_implementation
+
+    model = GenaForSequenceClassification(tiny_config()).eval()
+    ids = torch.randint(5, 64, (3, 30))
+    mask = torch.ones_like(ids)
+    mask[1, 20:] = 0
+    mask[2, 7:] = 0
+    with torch.no_grad():
+        fused = model(ids, mask).hidden_states
+        eager = set_attention_implementation(model, "eager")(ids, mask).hidden_states
+    for row, n in enumerate([30, 20, 7]):
+        torch.testing.assert_close(fused[row, :n], eager[row, :n], atol=1e-5, rtol=1e-5)
