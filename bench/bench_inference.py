@@ -1,0 +1,123 @@
+"""Backbone inference speed on this machine, against the machine's own GEMM limit measured in the same run.
+
+    python bench/bench_inference.py                 # bert-base size (12 x 768), 512 tokens, batch 8
+    python bench/bench_inference.py --size large    # bert-large size
+    python bench/bench_inference.py --quick         # a small model, for a smoke run
+
+For each path: tokens/s, achieved GFLOP/s (model FLOPs per non-padding token x tokens/s), and that as a fraction of
+the best bf16 / fp32 GEMM rate measured at the model's own matrix shapes (best of several runs). `eager fp32` is the
+published code's way (explicit attention matrix, fp32); the speed-up column is relative to it. The bf16 rows also
+report the relative error of the final hidden states against fp32 on the same input.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.hardware import describe  # noqa: E402
+from genalm_models.config import GenaConfig  # noqa: E402
+from genalm_models.modeling_gena import GenaForEmbedding, set_attention_implementation  # noqa: E402
+
+SIZES = {
+    "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
+    "large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
+    "quick": dict(hidden_size=256, num_hidden_layers=2, num_attention_heads=4, intermediate_size=1024),
+}
+
+
+def flops_per_token(cfg: GenaConfig, seq_len: int) -> float:
+    """Multiply-adds x 2 of the encoder per token: the dense layers plus the two attention products."""
+    h, f = cfg.hidden_size, cfg.intermediate_size
+    dense = 2 * (4 * h * h + 2 * h * f)
+    attention = 2 * 2 * seq_len * h
+    return cfg.num_hidden_layers * (dense + attention)
+
+
+def best_time(fn, repeats: int) -> float:
+    fn()  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def gemm_rate(cfg: GenaConfig, rows: int, dtype: torch.dtype, repeats: int) -> float:
+    """FLOP/s of one layer's GEMMs at the model's shapes (Q, K, V, O, FFN up, FFN down), best of `repeats`."""
+    h, f = cfg.hidden_size, cfg.intermediate_size
+    shapes = [(h, h)] * 4 + [(h, f), (f, h)]
+    total_flops = total_time = 0.0
+    for k, n in shapes:
+        a = torch.randn(rows, k, dtype=dtype)
+        b = torch.randn(k, n, dtype=dtype)
+        seconds = best_time(lambda: torch.mm(a, b), repeats)
+        total_flops += 2.0 * rows * k * n
+        total_time += seconds
+    return total_flops / total_time
+
+
+def model_rate(model, ids, mask, repeats: int, autocast_bf16: bool = False) -> tuple[float, torch.Tensor]:
+    out = {}
+
+    def run():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast_bf16):
+            out["h"] = model(ids, mask).hidden_states
+
+    seconds = best_time(run, repeats)
+    return float(mask.sum()) / seconds, out["h"].float()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=sorted(SIZES), default="base")
+    parser.add_argument("--quick", action="store_true", help="small model and few repeats (smoke run)")
+    parser.add_argument("--seq-len", type=int, default=512)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    size = "quick" if args.quick else args.size
+    repeats = 2 if args.quick else args.repeats
+    cfg = GenaConfig(vocab_size=32000, max_position_embeddings=max(512, args.seq_len), hidden_dropout_prob=0.0,
+                     attention_probs_dropout_prob=0.0, **SIZES[size])
+    torch.manual_seed(0)
+    model = GenaForEmbedding(cfg).eval()
+    ids = torch.randint(6, cfg.vocab_size, (args.batch, args.seq_len))
+    mask = torch.ones_like(ids)
+    rows = args.batch * args.seq_len
+    per_token = flops_per_token(cfg, args.seq_len)
+
+    print(describe())
+    print(f"model: {size} ({cfg.num_hidden_layers} x {cfg.hidden_size}), {args.seq_len} tokens x batch {args.batch}, "
+          f"{per_token / 1e9:.3f} GFLOP per token")
+    limits = {"fp32": gemm_rate(cfg, rows, torch.float32, repeats), "bf16": gemm_rate(cfg, rows, torch.bfloat16,
+                                                                                     repeats)}
+    print(f"GEMM limit at the model's shapes (best of {repeats}): fp32 {limits['fp32'] / 1e9:.1f} GFLOP/s, "
+          f"bf16 {limits['bf16'] / 1e9:.1f} GFLOP/s")
+
+    rows_out = []
+    set_attention_implementation(model, "eager")
+    eager_tps, reference = model_rate(model, ids, mask, repeats)
+    rows_out.append(("eager fp32 (published way)", eager_tps, "fp32", None))
+    set_attention_implementation(model, "sdpa")
+    tps, _ = model_rate(model, ids, mask, repeats)
+    rows_out.append(("sdpa fp32", tps, "fp32", None))
+    tps, hidden = model_rate(model, ids, mask, repeats, autocast_bf16=True)
+    rows_out.append(("sdpa bf16 autocast", tps, "bf16", (hidden - reference).norm() / reference.norm()))
+
+    print(f"\n| path | tokens/s | GFLOP/s | % of {'bf16'} GEMM | % of fp32 GEMM | vs eager fp32 | rel. error vs fp32 |")
+    print("|---|---|---|---|---|---|---|")
+    for name, tps, _, err in rows_out:
+        achieved = tps * per_token
+        print(f"| {name} | {tps:,.0f} | {achieved / 1e9:.1f} | {100 * achieved / limits['bf16']:.0f}% | "
+              f"{100 * achieved / limits['fp32']:.0f}% | {tps / eager_tps:.2f}x | "
+              f"{'' if err is None else f'{float(err):.2e}'} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""What a benchmark ran on: printed at the top of every bench/ table."""
+from __future__ import annotations
+
+import os
+import platform
+
+
+def describe() -> str:
+    import torch
+
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    flags = ""
+    try:
+        text = open("/proc/cpuinfo").read()
+        flags = ", ".join(f for f in ("avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16") if f" {f}" in text)
+    except OSError:
+        pass
+    parts = [f"CPU: {cpu} ({os.cpu_count()} logical cores; torch threads {torch.get_num_threads()}; {flags})",
+             f"torch {torch.__version__}, Python {platform.python_version()}"]
+    if torch.cuda.is_available():
+        parts.append(f"GPU: {torch.cuda.get_device_name(0)}")
+    return "\n".join(parts)
