@@ -63,14 +63,16 @@ export)
   ZOO=plugin/zoo/GENA-LM
   V=${ZOO_VERSION:-0.1.0}
   common="--fasta $FASTA --reference-name GRCh37 --version $V"
-  $T export --source $Z/mlm --name GENA-LM/mlm --out $ZOO/mlm --kind mlm --max-tokens 256 --n-examples 3 $common
+  notes() { cat recipes/zoo/notes/$1.md - recipes/zoo/notes/_common.md <<< "" > $Z/notes_$1.md; echo "--notes $Z/notes_$1.md"; }
+  $T export --source $Z/mlm --name GENA-LM/mlm --out $ZOO/mlm --kind mlm --max-tokens 256 --n-examples 3 $common \
+      $(notes mlm)
   $T export --source $Z/mlm --name GENA-LM/embedding --out $ZOO/embedding --kind embedding --max-tokens 256 \
-      --n-examples 3 $common
+      --n-examples 3 $common $(notes embedding)
   for pair in promoter_2k:promoter promoter_300:promoter_300 promoter_16k:promoter_16k splice:splice; do
     run=${pair%%:*} name=${pair##*:}
     [ -f $Z/$run/checkpoints/latest ] || { echo "skip $name: $Z/$run not trained"; continue; }
     metrics=""; [ -f $Z/eval/$run.json ] && metrics="--metrics $Z/eval/$run.json"
-    $T export --source $Z/$run --name GENA-LM/$name --out $ZOO/$name $common $metrics
+    $T export --source $Z/$run --name GENA-LM/$name --out $ZOO/$name $common $metrics $(notes $name)
   done
   ;;
 *) echo "unknown stage $stage (prepare pretrain finetune baselines evaluate export)"; exit 2 ;;
