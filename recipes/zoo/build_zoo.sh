@@ -38,7 +38,9 @@ pretrain)
   train_run pretrain recipes/zoo/pretrain_mlm.yaml
   ;;
 finetune)
-  for m in promoter_300 promoter_2k promoter_16k splice; do train_run finetune recipes/zoo/$m.yaml; done
+  for m in promoter_300 promoter_300_genomic promoter_2k promoter_2k_genomic promoter_16k splice; do
+    train_run finetune recipes/zoo/$m.yaml
+  done
   ;;
 baselines)
   for m in promoter_300 promoter_2k promoter_16k splice; do train_run finetune recipes/zoo/${m}_scratch.yaml; done
@@ -46,16 +48,17 @@ baselines)
 evaluate)
   mkdir -p $Z/eval
   for m in promoter_300 promoter_2k promoter_16k splice; do
-    for variant in "" _scratch; do
+    for variant in "" _genomic _scratch; do
       [ -f $Z/$m$variant/checkpoints/latest ] || continue
-      $T evaluate --model $Z/$m$variant --config recipes/zoo/$m.yaml --out $Z/eval/$m$variant.json
-      case $m in promoter*)   # the same TSSs against genomic negatives (windows >= 20 kb from any TSS)
-        $T evaluate --model $Z/$m$variant --config recipes/zoo/$m.yaml --out $Z/eval/${m}${variant}_genomic.json \
+      # every promoter model on the same test TSSs against both kinds of negatives
+      $T evaluate --model $Z/$m$variant --config recipes/zoo/$m.yaml --out $Z/eval/$m${variant}_vs_shuffled.json
+      case $m in promoter*)
+        $T evaluate --model $Z/$m$variant --config recipes/zoo/$m.yaml --out $Z/eval/${m}${variant}_vs_genomic.json \
             data.args.negatives=genomic ;;
       esac
     done
-    $T baseline --config recipes/zoo/$m.yaml --out $Z/eval/${m}_kmer.json
-    case $m in promoter*) $T baseline --config recipes/zoo/$m.yaml --out $Z/eval/${m}_kmer_genomic.json \
+    $T baseline --config recipes/zoo/$m.yaml --out $Z/eval/${m}_kmer_vs_shuffled.json
+    case $m in promoter*) $T baseline --config recipes/zoo/$m.yaml --out $Z/eval/${m}_kmer_vs_genomic.json \
         data.args.negatives=genomic ;; esac
   done
   ;;
@@ -68,10 +71,16 @@ export)
       $(notes mlm)
   $T export --source $Z/mlm --name GENA-LM/embedding --out $ZOO/embedding --kind embedding --max-tokens 256 \
       --n-examples 3 $common $(notes embedding)
-  for pair in promoter_2k:promoter promoter_300:promoter_300 promoter_16k:promoter_16k splice:splice; do
+  # which promoter runs ship: trained against genomic negatives (NEG=_genomic) or shuffled ones (NEG=)
+  NEG=${NEG-_genomic}
+  for pair in promoter_2k$NEG:promoter promoter_300$NEG:promoter_300 promoter_16k$NEG:promoter_16k splice:splice; do
     run=${pair%%:*} name=${pair##*:}
     [ -f $Z/$run/checkpoints/latest ] || { echo "skip $name: $Z/$run not trained"; continue; }
-    metrics=""; [ -f $Z/eval/$run.json ] && metrics="--metrics $Z/eval/$run.json"
+    metrics=""
+    if ls $Z/eval/${run}_vs_*.json >/dev/null 2>&1; then
+      python recipes/zoo/card_metrics.py $Z/eval $run > $Z/eval/card_$run.json
+      metrics="--metrics $Z/eval/card_$run.json"
+    fi
     $T export --source $Z/$run --name GENA-LM/$name --out $ZOO/$name $common $metrics $(notes $name)
   done
   ;;

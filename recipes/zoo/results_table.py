@@ -12,7 +12,9 @@ from pathlib import Path
 
 PROMOTER_MODELS = [("promoter_300", "GENA-LM/promoter_300 (300 bp)"), ("promoter_2k", "GENA-LM/promoter (2 kb)"),
                    ("promoter_16k", "GENA-LM/promoter_16k (16 kb, RMT)")]
-VARIANTS = [("", "pretrained + fine-tuned"), ("_scratch", "same architecture, no pretraining"),
+VARIANTS = [("", "pretrained, fine-tuned vs shuffled negatives"),
+            ("_genomic", "pretrained, fine-tuned vs genomic negatives"),
+            ("_scratch", "no pretraining, fine-tuned vs shuffled negatives"),
             ("_kmer", "k-mer logistic regression")]
 
 
@@ -30,12 +32,12 @@ def load(folder: Path, name: str) -> dict | None:
 
 
 def main(folder: Path) -> None:
-    print("| model | variant | negatives | n | F1 | MCC | ROC-AUC |")
+    print("| model | training | test negatives | n | F1 | MCC | ROC-AUC |")
     print("|---|---|---|---|---|---|---|")
     for run, title in PROMOTER_MODELS:
         for suffix, variant in VARIANTS:
-            for negatives, tag in (("shuffled", ""), ("genomic", "_genomic")):
-                result = load(folder, f"{run}{suffix}{tag}")
+            for negatives in ("shuffled", "genomic"):
+                result = load(folder, f"{run}{suffix}_vs_{negatives}")
                 if result is None:
                     continue
                 print(f"| {title} | {variant} | {negatives} | {result['n_examples']} | {cell(result, 'f1')} | "
@@ -45,7 +47,7 @@ def main(folder: Path) -> None:
           "nucleotide PR-AUC acceptor | nucleotide PR-AUC donor |")
     print("|---|---|---|---|---|---|---|---|")
     for suffix, variant in VARIANTS:
-        result = load(folder, f"splice{suffix}")
+        result = load(folder, f"splice{suffix}_vs_shuffled")
         if result is None:
             continue
         keys = [k for k in ("token_pr_auc_acceptor", "token_pr_auc_donor", "token_pr_auc_mean",
