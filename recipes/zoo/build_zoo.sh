@@ -50,16 +50,22 @@ evaluate)
   for m in promoter_300 promoter_2k promoter_16k splice; do
     for variant in "" _genomic _scratch; do
       [ -f $Z/$m$variant/checkpoints/latest ] || continue
-      # every promoter model on the same test TSSs against both kinds of negatives
-      $T evaluate --model $Z/$m$variant --config recipes/zoo/$m.yaml --out $Z/eval/$m${variant}_vs_shuffled.json
-      case $m in promoter*)
-        $T evaluate --model $Z/$m$variant --config recipes/zoo/$m.yaml --out $Z/eval/${m}${variant}_vs_genomic.json \
-            data.args.negatives=genomic ;;
+      case $m in
+      promoter*)  # every promoter model on the same test TSSs against both kinds of negatives
+        for neg in shuffle genomic; do
+          $T evaluate --model $Z/$m$variant --config recipes/zoo/$m.yaml --out $Z/eval/${m}${variant}_vs_${neg/shuffle/shuffled}.json \
+              data.args.negatives=$neg
+        done ;;
+      *) $T evaluate --model $Z/$m$variant --config recipes/zoo/$m.yaml --out $Z/eval/${m}${variant}_vs_test.json ;;
       esac
     done
-    $T baseline --config recipes/zoo/$m.yaml --out $Z/eval/${m}_kmer_vs_shuffled.json
-    case $m in promoter*) $T baseline --config recipes/zoo/$m.yaml --out $Z/eval/${m}_kmer_vs_genomic.json \
-        data.args.negatives=genomic ;; esac
+    case $m in
+    promoter*) for neg in shuffle genomic; do
+        $T baseline --config recipes/zoo/$m.yaml --out $Z/eval/${m}_kmer_vs_${neg/shuffle/shuffled}.json \
+            data.args.negatives=$neg
+      done ;;
+    *) $T baseline --config recipes/zoo/$m.yaml --out $Z/eval/${m}_kmer_vs_test.json ;;
+    esac
   done
   ;;
 export)

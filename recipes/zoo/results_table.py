@@ -47,7 +47,7 @@ def main(folder: Path) -> None:
           "nucleotide PR-AUC acceptor | nucleotide PR-AUC donor |")
     print("|---|---|---|---|---|---|---|---|")
     for suffix, variant in VARIANTS:
-        result = load(folder, f"splice{suffix}_vs_shuffled")
+        result = load(folder, f"splice{suffix}_vs_test")
         if result is None:
             continue
         keys = [k for k in ("token_pr_auc_acceptor", "token_pr_auc_donor", "token_pr_auc_mean",
