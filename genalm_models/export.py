@@ -595,7 +595,10 @@ def _write_expectation(plan: Plan, folder: Path) -> str:
     preds = FolderModel(folder, options).predict(inputs)
     path = folder / EXPECT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    HDF5BatchWriter.dump(str(path), {"inputs": np.array(inputs), "preds": preds})
+    # chunks of exactly the example count: kipoi's default (10,000 rows) pads every per-token array to megabytes
+    writer = HDF5BatchWriter(str(path), chunk_size=len(inputs))
+    writer.batch_write({"inputs": np.array(inputs), "preds": preds})
+    writer.close()
     return md5_file(path)
 
 

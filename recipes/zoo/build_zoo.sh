@@ -73,10 +73,10 @@ export)
   V=${ZOO_VERSION:-0.1.0}
   common="--fasta $FASTA --reference-name GRCh37 --version $V"
   notes() { cat recipes/zoo/notes/$1.md - recipes/zoo/notes/_common.md <<< "" > $Z/notes_$1.md; echo "--notes $Z/notes_$1.md"; }
-  $T export --source $Z/mlm --name GENA-LM/mlm --out $ZOO/mlm --kind mlm --max-tokens 256 --n-examples 3 $common \
+  $T export --source $Z/mlm --name GENA-LM/mlm --out $ZOO/mlm --kind mlm --max-tokens 200 --n-examples 2 $common \
       $(notes mlm)
-  $T export --source $Z/mlm --name GENA-LM/embedding --out $ZOO/embedding --kind embedding --max-tokens 256 \
-      --n-examples 3 $common $(notes embedding)
+  $T export --source $Z/mlm --name GENA-LM/embedding --out $ZOO/embedding --kind embedding --max-tokens 200 \
+      --n-examples 2 $common $(notes embedding)
   # which promoter runs ship: trained against genomic negatives (NEG=_genomic) or shuffled ones (NEG=)
   NEG=${NEG-_genomic}
   for pair in promoter_2k$NEG:promoter promoter_300$NEG:promoter_300 promoter_16k$NEG:promoter_16k splice:splice; do
