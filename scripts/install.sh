@@ -18,4 +18,4 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
 fi
 "$PY" -m pip install -q -e ".[test]"
 # Make `kipoi predict GENA-LM/...` find the bundled models (idempotent; `genalm-kipoi unregister` undoes it).
-genalm-kipoi register
+genalm-kipoi register --force  # --force: take over a registration made by another checkout of this package
