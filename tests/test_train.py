@@ -302,3 +302,20 @@ def test_chromatin_and_enhancer_tasks_train_from_the_real_sample_files(mlm_data,
     assert out.returncode == 0, out.stderr
     log = (mlm_data / "enhancer" / "metrics.jsonl").read_text()
     assert "pearson" in log, log
+
+
+def test_regions_and_kmer_baseline_commands(mlm_data, chr20_fasta, promoters_bed):
+    out = run(TRAIN + ["regions", "--fasta", str(chr20_fasta), "--valid", "chr20:1000000-1400000", "--test",
+                       "chr20:1420000-2000000", "--out", str(mlm_data / "regions")])
+    assert out.returncode == 0, out.stderr
+    table = (mlm_data / "regions" / "regions.bed").read_text().split("\n")
+    assert "20\t1400000\t1420000\tgap" in table or any("\tgap" in line for line in table)
+    heldout = [line.split("\t") for line in (mlm_data / "regions" / "heldout.bed").read_text().splitlines()]
+    assert heldout and all(int(start) >= 1000000 - 16000 for _, start, *_ in heldout)
+    cfg = task_config(mlm_data, "baseline_cfg", "promoter", promoter_args(chr20_fasta, promoters_bed),
+                      "sequence_classification")
+    out = run(TRAIN + ["baseline", "--config", str(cfg), "--k-max", "3", "--bootstrap", "20",
+                       "--out", str(mlm_data / "kmer.json"), "data.args.negatives=genomic"])
+    assert out.returncode == 0, out.stderr
+    result = json.loads((mlm_data / "kmer.json").read_text())
+    assert result["model"].startswith("k-mer") and 0 <= result["metrics"]["roc_auc"] <= 1

@@ -1,0 +1,60 @@
+"""The bundled zoo (plugin/zoo/GENA-LM): every model passes `kipoi test` and runs `kipoi predict` as users type it,
+has a model card, and the whole bundle stays within its size budget."""
+import os
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ZOO = ROOT / "plugin" / "zoo" / "GENA-LM"
+MODELS = sorted(p.parent.name for p in ZOO.glob("*/model.yaml"))
+BUDGET_BYTES = 40 * 1024 * 1024
+
+pytestmark = pytest.mark.skipif(not MODELS, reason="no bundled model exported yet")
+
+
+def run(command, home: Path, cwd: Path) -> str:
+    env = dict(os.environ, HOME=str(home), GIT_CONFIG_GLOBAL="/dev/null", GIT_TERMINAL_PROMPT="0",
+               GENALM_PROGRESS="0")
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    return result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("home")
+    run(["genalm-kipoi", "register"], home, ROOT)
+    return home
+
+
+def test_bundle_size_and_model_cards():
+    total = sum(p.stat().st_size for p in ZOO.rglob("*") if p.is_file())
+    assert total < BUDGET_BYTES, f"bundled zoo is {total / 2**20:.1f} MB"
+    for name in MODELS:
+        card = (ZOO / name / "README.md").read_text()
+        assert "python -m genalm_models.train" in card, name  # the command that trained it
+        assert "## Metrics" in card and "Notes and limitations" in card, name
+        assert (ZOO / name / "training_curves.png").is_file(), name
+
+
+def test_kipoi_ls_lists_every_bundled_model(home, tmp_path):
+    output = run(["kipoi", "ls", "GENA-LM"], home, tmp_path)
+    for name in MODELS:
+        assert f"GENA-LM/{name}" in output
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_bundled_model_passes_kipoi_test_and_predicts(name, home, tmp_path):
+    output = run(["kipoi", "test", f"GENA-LM/{name}", "--source", "kipoi"], home, tmp_path)
+    assert "Successfully ran test_predict" in output
+    folder = ZOO / name
+    args = ('{"intervals_file": "%s", "fasta_file": "%s"}' % (folder / "example.bed", folder / "example.fa.gz"))
+    out = tmp_path / "out.h5" if name in ("mlm", "embedding") else tmp_path / "out.tsv"
+    run(["kipoi", "predict", f"GENA-LM/{name}", f"--dataloader_args={args}", "-o", str(out)], home, tmp_path)
+    assert out.is_file() and Path(str(out) + ".provenance.json").is_file()
+    if out.suffix == ".tsv":
+        n_intervals = sum(1 for line in (folder / "example.bed").read_text().splitlines() if line.strip())
+        assert len(pd.read_csv(out, sep="\t")) == n_intervals
