@@ -584,3 +584,18 @@ def test_repository_root_is_a_kipoi_model(tiny_zoo, tmp_path, promoters_bed, chr
     if (ROOT / "plugin" / "zoo" / "GENA-LM" / "promoter" / "model.yaml").is_file():
         output = kipoi(["test", "."], home, ROOT)
         assert "Successfully ran test_predict" in output
+
+
+def test_inputs_far_longer_than_a_segment_run_through_rmt(tiny_zoo, chr20_fasta):
+    """16 kb and 100 kb inputs: the RMT models read them whole (many segments), nothing is truncated."""
+    from genalm_models.genome import Genome
+    from kipoi_genalm.adapter import FolderModel, PredictOptions
+
+    genome = Genome(chr20_fasta)
+    seqs = [genome.fetch("20", 300_000, 316_000), genome.fetch("20", 400_000, 500_000)]
+    embedding = FolderModel(tiny_zoo["models"]["embedding"], PredictOptions(embedding_outputs=("pooled",)))
+    pooled = embedding.predict(seqs)["pooled"]
+    assert pooled.shape[0] == 2 and np.isfinite(pooled).all()
+    promoter = FolderModel(tiny_zoo["models"]["promoter_rmt"], PredictOptions())
+    probs = promoter.predict(seqs)
+    assert probs.shape[0] == 2 and np.all((probs >= 0) & (probs <= 1))
