@@ -4,6 +4,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -58,3 +59,21 @@ def test_bundled_model_passes_kipoi_test_and_predicts(name, home, tmp_path):
     if out.suffix == ".tsv":
         n_intervals = sum(1 for line in (folder / "example.bed").read_text().splitlines() if line.strip())
         assert len(pd.read_csv(out, sep="\t")) == n_intervals
+
+
+BF16_TOLERANCE = 0.02  # max |P_bf16 - P_fp32|, stated in plugin/README.md
+
+
+@pytest.mark.parametrize("name", [m for m in MODELS if m.startswith("promoter")])
+def test_bf16_stays_within_the_stated_tolerance_of_fp32(name):
+    from kipoi_genalm.adapter import FolderModel, PredictOptions
+    from kipoi_genalm.folder import read_folder_info
+    from kipoi_genalm.sequences import IntervalSequences
+
+    folder = ZOO / name
+    data = IntervalSequences(folder / "example.bed", folder / "example.fa.gz", read_folder_info(folder).window)
+    seqs = [data[i].sequence for i in range(len(data))]
+    fp32 = FolderModel(folder, PredictOptions(precision="fp32")).predict(seqs)
+    bf16 = FolderModel(folder, PredictOptions(precision="bf16")).predict(seqs)
+    assert np.abs(fp32 - bf16).max() <= BF16_TOLERANCE
+    assert not np.array_equal(fp32, bf16)  # the bf16 path really ran in lower precision
