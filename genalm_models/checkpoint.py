@@ -23,7 +23,7 @@ from torch import nn
 
 from .config import ConfigError, GenaConfig, RMTConfig
 from .io_utils import atomic_write
-from .modeling_gena import ARCHITECTURE_HEADS, HEAD_ARCHITECTURES, GenaPreTrainedModel, build_model
+from .modeling_gena import ARCHITECTURE_HEADS, HEAD_ARCHITECTURES, build_model
 from .rmt import RMT
 
 log = logging.getLogger(__name__)

@@ -201,3 +201,22 @@ def tiny_zoo(tmp_path_factory, tiny_tokenizer_dir, chr20_fasta, promoters_bed, s
     for name in TINY_ZOO_MODELS:
         models[name] = export_model(sources[name], group / name, name=f"GENA-LM/{name}", **options.get(name, {}))
     return {"root": root, "group": group, "models": models, "sources": sources, "tokenizer": tiny_tokenizer_dir}
+
+
+@pytest.fixture(scope="session")
+def kipoi_imported(tmp_path_factory):
+    """kipoi imported in this process with HOME in a temporary folder (kipoi writes ~/.kipoi/config.yaml at
+    import), unless a test imported it already."""
+    import importlib
+    import os
+    import sys
+
+    if "kipoi" not in sys.modules:
+        previous = os.environ.get("HOME")
+        os.environ["HOME"] = str(tmp_path_factory.mktemp("kipoi_home"))
+        try:
+            importlib.import_module("kipoi")
+        finally:
+            if previous is not None:
+                os.environ["HOME"] = previous
+    return sys.modules["kipoi"]

@@ -3,11 +3,9 @@ on the real chr20 slice: windows, strands, chromosome names, padding, targets, m
 from __future__ import annotations
 
 import gzip
-import importlib
 import logging
 import os
 import stat
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,17 +26,8 @@ def bed(tmp_path: Path, text: str, name: str = "x.bed") -> Path:
 
 
 @pytest.fixture(scope="module")
-def kipoi_module(tmp_path_factory):
-    """`kipoi_genalm.dataloaders`, imported with HOME in a temporary folder when kipoi is not loaded yet
-    (kipoi writes ~/.kipoi/config.yaml at import)."""
-    if "kipoi" not in sys.modules:
-        previous = os.environ.get("HOME")
-        os.environ["HOME"] = str(tmp_path_factory.mktemp("kipoi_home"))
-        try:
-            importlib.import_module("kipoi")
-        finally:
-            if previous is not None:
-                os.environ["HOME"] = previous
+def kipoi_module(kipoi_imported):
+    """`kipoi_genalm.dataloaders`, with kipoi imported safely (see conftest.kipoi_imported)."""
     from kipoi_genalm import dataloaders
 
     return dataloaders

@@ -8,7 +8,6 @@ exported models of the `tiny_zoo` fixture (conftest.py), registered with `--grou
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 import shutil
@@ -514,17 +513,8 @@ def test_changed_weights_are_reported_and_recorded(tiny_zoo, tmp_path, caplog):
 
 
 @pytest.fixture(scope="module")
-def kipoi_in_process(tmp_path_factory):
-    """kipoi imported in this process with HOME in a temporary folder (kipoi writes ~/.kipoi/config.yaml at
-    import), unless another test module imported it already."""
-    if "kipoi" not in sys.modules:
-        previous = os.environ.get("HOME")
-        os.environ["HOME"] = str(tmp_path_factory.mktemp("kipoi_home"))
-        try:
-            importlib.import_module("kipoi")
-        finally:
-            if previous is not None:
-                os.environ["HOME"] = previous
+def kipoi_in_process(kipoi_imported):
+    """kipoi imported in this process (safely: see conftest.kipoi_imported), with our writer patches applied."""
     from kipoi_genalm import kipoi_compat
 
     kipoi_compat.apply()
