@@ -23,7 +23,7 @@ from torch import nn
 
 from .config import ConfigError, GenaConfig, RMTConfig
 from .io_utils import atomic_write
-from .modeling_gena import ARCHITECTURE_HEADS, HEAD_ARCHITECTURES, build_model
+from .modeling_gena import ARCHITECTURE_HEADS, HEAD_ARCHITECTURES, HEADS, build_model
 from .rmt import RMT
 
 log = logging.getLogger(__name__)
@@ -92,8 +92,6 @@ def head_from_config(config: GenaConfig) -> str:
     for arch in config.architectures or []:
         if arch in ARCHITECTURE_HEADS:
             return ARCHITECTURE_HEADS[arch]
-        if arch.startswith("RMT"):
-            continue
     return "mlm"
 
 
@@ -190,7 +188,7 @@ def save_model(model: nn.Module, folder: str | os.PathLike, head: str | None = N
     folder.mkdir(parents=True, exist_ok=True)
     inner = model.model if isinstance(model, RMT) else model
     config = inner.config
-    head = head or next((h for h, cls in _heads().items() if type(inner) is cls), None)
+    head = head or next((h for h, cls in HEADS.items() if type(inner) is cls), None)
     if head is None:
         raise CheckpointError(f"cannot tell the head of {type(inner).__name__}")
     # A copy: the live model's config is not ours to change.
@@ -209,11 +207,6 @@ def save_model(model: nn.Module, folder: str | os.PathLike, head: str | None = N
     with atomic_write(target, "wb") as handle:
         handle.write(safetensors_bytes(state, metadata={"format": "pt", "genalm_head": head}))
     return target
-
-
-def _heads():
-    from .modeling_gena import HEADS
-    return HEADS
 
 
 __all__ = ["CheckpointError", "ConfigError", "LoadReport", "load_model", "save_model", "read_state_dict",
