@@ -6,7 +6,8 @@ loop. It owns:
   RMT models see only the content tokens and build their own segments;
 - length-aware batching: sequences are sorted by token count and batched up to `batch_size` sequences and
   `max_batch_tokens` tokens, padding only to the longest in a batch; outputs come back in input order;
-- device and precision: CPU or GPU, fp32 by default, bf16 autocast on request;
+- device and precision: CPU or GPU, fp32 by default, bf16 on request; the model runs as the fused inference copy
+  of `inference.py` (bf16 weights, fused QKV, packed oneDNN GEMMs on CPU), or as is with `optimize=False`;
 - output transforms from the model config: softmax (single-label), sigmoid (multi-label, token tasks) or raw values
   (regression); for token heads, per-token tracks with nucleotide offsets or per-nucleotide arrays;
 - optional reverse-complement averaging;
@@ -26,6 +27,7 @@ import torch.nn.functional as F
 
 from .config import GenaConfig
 from .genome import reverse_complement
+from .inference import optimize_for_inference
 from .modeling_gena import GenaForMaskedLM, GenaForSequenceClassification, GenaOutput
 from .rmt import RMT
 from .tasks.base import TokenTrack
@@ -141,18 +143,21 @@ class Predictor:
 
     def __init__(self, model: torch.nn.Module, tokenizer: GenaTokenizer, device: str | torch.device | None = None,
                  precision: str = "fp32", batch_size: int = 32, max_batch_tokens: int = 32 * 512,
-                 progress: bool = False):
+                 progress: bool = False, optimize: bool = True):
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model = model.to(self.device).eval()
+        if optimize:  # a fused copy in the inference dtype (inference.py); `model` itself is left as it is
+            self.model = optimize_for_inference(model, precision, self.device)
+        else:  # the plain modules, under autocast for bf16: the reference the fast path is tested against
+            self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.precision = precision
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
         self.progress = progress
-        self.config: GenaConfig = unwrap(model).config
-        self.head = unwrap(model)
+        self.config: GenaConfig = unwrap(self.model).config
+        self.head = unwrap(self.model)
         self.token_level = not isinstance(self.head, GenaForSequenceClassification)
 
     # ---- tokenization ----------------------------------------------------------------------------------------
