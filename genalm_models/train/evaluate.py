@@ -8,6 +8,8 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ..checkpoint import load_model, resolve_model_folder
 from ..io_utils import write_text_atomic
 from ..predict import Predictor
@@ -33,6 +35,17 @@ def predict_split(model_dir: str | Path, cfg: RunConfig, split: str, precision: 
     return task, examples, predictor.predict([e.seq for e in examples], level=level)
 
 
+def example_id(example) -> str:
+    """A name that identifies an example across models with other windows: the TSS name for promoters, the
+    positive's name + kind for their negatives, else coordinates."""
+    meta = example.meta
+    if meta.get("kind") == "promoter" and meta.get("name"):
+        return str(meta["name"])
+    if meta.get("positive"):
+        return f"{meta['positive']}/{meta.get('kind', 'negative')}"
+    return f"{meta.get('chrom')}:{meta.get('start')}-{meta.get('end')}{meta.get('strand', '')}"
+
+
 def evaluate_folder(model_dir: str, config: str, overrides: list[str], split: str = "test", out: str | None = None,
                     bootstrap: int = 1000, precision: str = "fp32") -> dict:
     from ..tasks.metrics import bootstrap_task_metrics
@@ -50,6 +63,10 @@ def evaluate_folder(model_dir: str, config: str, overrides: list[str], split: st
         print(f"{key:<28}{value:>10.4f}   [{low:.4f}, {high:.4f}]")
     result = {"task": task.name, "split": split, "n_examples": len(examples), "model": str(model_dir),
               "metrics": metrics, "ci95": {k: list(v) for k, v in intervals.items()}, "predict_seconds": seconds}
+    if task.head == "sequence_classification":
+        # per-example outputs, so that models can be compared on the same examples (paired) afterwards
+        result["predictions"] = [{"id": example_id(e), "label": np.asarray(e.label).tolist(), "output": [float(v) for v in p]}
+                                 for e, p in zip(examples, predictions)]
     if out:
         write_text_atomic(out, json.dumps(result, indent=2) + "\n")
     return result

@@ -2,14 +2,15 @@
 # Rebuild the bundled GENA-LM zoo from the real data in ../shared/data: every step is a command of the training
 # package. Re-running skips finished steps and resumes interrupted training runs (exact resume).
 # Usage: bash recipes/zoo/build_zoo.sh [stage ...]
-#   stages: prepare pretrain finetune baselines evaluate export (default: all, in this order)
+#   stages: prepare pretrain finetune baselines evaluate export scan (default: all, in this order, then export
+#   again so the model cards carry the scan results)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DATA=${DATA:-../shared/data}
 Z=runs/zoo
 T="python -m genalm_models.train"
 FASTA=$DATA/genome/GRCh37_chr20.fa.gz
-stages=${*:-prepare pretrain finetune baselines evaluate export}
+stages=${*:-prepare pretrain finetune baselines evaluate export scan export}
 
 train_run() {  # train_run COMMAND CONFIG [overrides...]: start, or resume if the run has checkpoints
   local cmd=$1 cfg=$2; shift 2
@@ -68,6 +69,11 @@ evaluate)
     *) $T baseline --config recipes/zoo/$m.yaml --out $Z/eval/${m}_kmer_vs_test.json ;;
     esac
   done
+  # does longer context help? 16 kb vs 2 kb on the same test TSSs, paired
+  for neg in shuffled genomic; do
+    a=$Z/eval/promoter_16k_genomic_vs_$neg.json b=$Z/eval/promoter_2k_genomic_vs_$neg.json
+    [ -f $a ] && [ -f $b ] && python recipes/zoo/compare_models.py $a $b --out $Z/eval/compare_16k_vs_2k_$neg.json
+  done
   ;;
 export)
   ZOO=plugin/zoo/GENA-LM
@@ -85,11 +91,19 @@ export)
     [ -f $Z/$run/checkpoints/latest ] || { echo "skip $name: $Z/$run not trained"; continue; }
     metrics=""
     if ls $Z/eval/${run}_vs_*.json >/dev/null 2>&1; then
-      python recipes/zoo/card_metrics.py $Z/eval $run > $Z/eval/card_$run.json
+      python recipes/zoo/card_metrics.py $Z/eval $run $name > $Z/eval/card_$run.json
       metrics="--metrics $Z/eval/card_$run.json"
     fi
     $T export --source $Z/$run --name GENA-LM/$name --out $ZOO/$name $common $metrics $(notes $name)
   done
   ;;
-*) echo "unknown stage $stage (prepare pretrain finetune baselines evaluate export)"; exit 2 ;;
+scan)
+  # genome-wide meaning of the 1:1-trained promoter models: scan the held-out test region, both strands
+  for name in promoter promoter_300; do
+    python recipes/zoo/scan_precision.py --model GENA-LM/$name --fasta $FASTA \
+        --tss $DATA/promoters/epdnew_hs006_GRCh37_chr20_tss.bed --region chr20:42,000,001-48,000,000 --step 500 \
+        --out $Z/eval/scan_$name.json
+  done
+  ;;
+*) echo "unknown stage $stage (prepare pretrain finetune baselines evaluate export scan)"; exit 2 ;;
 esac; done

@@ -14,7 +14,7 @@ PROMOTER_MODELS = [("promoter_300", "GENA-LM/promoter_300 (300 bp)"), ("promoter
                    ("promoter_16k", "GENA-LM/promoter_16k (16 kb, RMT)")]
 VARIANTS = [("", "pretrained, fine-tuned vs shuffled negatives"),
             ("_genomic", "pretrained, fine-tuned vs genomic negatives"),
-            ("_scratch", "no pretraining, fine-tuned vs shuffled negatives"),
+            ("_scratch", "no pretraining, fine-tuned vs genomic negatives"),
             ("_kmer", "k-mer logistic regression")]
 
 
@@ -46,7 +46,8 @@ def main(folder: Path) -> None:
     print("| model | variant | n windows | token PR-AUC acceptor | token PR-AUC donor | token mean | "
           "nucleotide PR-AUC acceptor | nucleotide PR-AUC donor |")
     print("|---|---|---|---|---|---|---|---|")
-    for suffix, variant in VARIANTS:
+    for suffix, variant in [("", "pretrained, fine-tuned"), ("_scratch", "no pretraining (same architecture)"),
+                            ("_kmer", "logistic regression on one-hot bases around each site")]:
         result = load(folder, f"splice{suffix}_vs_test")
         if result is None:
             continue
@@ -54,6 +55,36 @@ def main(folder: Path) -> None:
                             "nucleotide_pr_auc_acceptor", "nucleotide_pr_auc_donor")]
         print(f"| GENA-LM/splice | {variant} | {result['n_examples']} | "
               + " | ".join(cell(result, k) for k in keys) + " |")
+    print()
+    print("| comparison (same test TSSs) | negatives | n TSSs | ROC-AUC A | ROC-AUC B | A - B [95% CI] | "
+          "PR-AUC A - B [95% CI] |")
+    print("|---|---|---|---|---|---|---|")
+    for negatives in ("shuffled", "genomic"):
+        result = load(folder, f"compare_16k_vs_2k_{negatives}")
+        if result is None:
+            continue
+        roc, pr = result["metrics"]["roc_auc"], result["metrics"]["pr_auc"]
+        print(f"| A = promoter_16k, B = promoter (2 kb) | {negatives} | {result['n_tss']} | {roc['a']:.3f} | "
+              f"{roc['b']:.3f} | {roc['a_minus_b']:+.3f} [{roc['ci95'][0]:+.3f}, {roc['ci95'][1]:+.3f}] | "
+              f"{pr['a_minus_b']:+.3f} [{pr['ci95'][0]:+.3f}, {pr['ci95'][1]:+.3f}] |")
+    print()
+    print("| genome scan (held-out region, both strands) | bins | TSSs | base rate | average precision | "
+          "precision / recall at P >= 0.5 | at P >= 0.9 | at P >= 0.99 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name in ("promoter_300", "promoter"):
+        result = load(folder, f"scan_{name}")
+        if result is None:
+            continue
+
+        def at(threshold: str) -> str:
+            row = result["thresholds"].get(threshold)
+            if row is None or row["precision"] is None:
+                return "no calls"
+            return f"{row['precision']:.3f} / {row['recall']:.2f} ({row['calls_per_mb']:.0f} calls/Mb)"
+
+        print(f"| GENA-LM/{name}, {result['region']}, {result['step']} bp bins, hit = TSS within "
+              f"{result['tolerance']} bp | {result['n_bins']:,} | {result['n_tss']} | {result['base_rate']:.4f} | "
+              f"{result['average_precision']:.3f} | {at('0.5')} | {at('0.9')} | {at('0.99')} |")
 
 
 if __name__ == "__main__":
