@@ -7,7 +7,7 @@ Rows:
 - tokenize: GenaTokenizer.encode_batch over the chromosome in 100 kb pieces, with the official t2t tokenizer
   (32k) and the bundled zoo tokenizer (4k): bp / s, tokens and bp per token;
 - pack: `python -m genalm_models.train pack` of the corpus into 510-token samples (tokenizes both strands):
-  corpus bp / wall s.
+  corpus bp (as the manifest counts them) / wall s.
 Commands run as users run them (subprocesses, start-up included).
 """
 from __future__ import annotations
@@ -61,7 +61,7 @@ def main() -> None:
                                  "--output-dir", str(corpus), "--output-format", "jsonl.gz"])
         manifest = json.loads((corpus / "manifest.json").read_text())
         print(f"| corpus | 1 pass, both strands, jsonl.gz | {seconds:.1f} | {bp / seconds / 1e6:.1f} M | "
-              f"{manifest.get('documents', '?')} documents |", flush=True)
+              f"chromosome bp / s; writes {manifest['documents']:,} documents, {manifest['bp']:,} bp |", flush=True)
         pieces = [seq[i: i + args.piece_bp] for i in range(0, bp, args.piece_bp)]
         for path in args.tokenizers:
             tokenizer = GenaTokenizer.from_pretrained(path)
@@ -74,8 +74,10 @@ def main() -> None:
         tokenizer_dir = args.tokenizers[-1]
         seconds = timed(train + ["pack", "--corpus", str(corpus), "--tokenizer", tokenizer_dir,
                                  "--out", str(Path(tmp) / "packed"), "--max-tokens", "510"])
+        corpus_bp = manifest["bp"]
         print(f"| pack | corpus -> 510-token samples, {Path(tokenizer_dir).name} tokenizer | {seconds:.1f} | "
-              f"{2 * bp / seconds / 1e6:.1f} M | both strands: {2 * bp:,} bp |", flush=True)
+              f"{corpus_bp / seconds / 1e6:.1f} M | the corpus: {corpus_bp:,} bp (both strands, no N runs) |",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -88,6 +89,9 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, default=512)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--fasta", default="../shared/data/genome/GRCh37_chr20.fa.gz",
+                        help="for the bundled promoter model's bf16 tolerance on real windows ('' skips it)")
+    parser.add_argument("--tss", default="../shared/data/promoters/epdnew_hs006_GRCh37_chr20_tss.bed")
     args = parser.parse_args()
     size = "quick" if args.quick else args.size
     repeats = 2 if args.quick else args.repeats
@@ -132,6 +136,33 @@ def main() -> None:
         print(f"| {name} | {tps:,.0f} | {achieved / 1e9:.1f} | {100 * achieved / limits['bf16']:.0f}% | "
               f"{100 * achieved / limits['fp32']:.0f}% | {tps / eager_tps:.2f}x | "
               f"{'' if err is None else f'{float(err):.2e}'} |")
+    if args.fasta and not args.quick:
+        print("\n" + bundled_promoter_tolerance(args.fasta, args.tss))
+
+
+def bundled_promoter_tolerance(fasta: str, tss_bed: str, n: int = 400) -> str:
+    """max |P_bf16 fast - P_fp32 plain| of the bundled GENA-LM/promoter on real chr20 windows (TSS-anchored
+    windows of the first n/2 TSSs and the same windows shifted 5 kb)."""
+    from genalm_models.checkpoint import load_model
+    from genalm_models.genome import Genome, read_bed
+    from genalm_models.predict import Predictor
+    from genalm_models.tokenizer import GenaTokenizer
+
+    folder = Path(__file__).resolve().parents[1] / "plugin" / "zoo" / "GENA-LM" / "promoter"
+    model, _ = load_model(folder)
+    tokenizer = GenaTokenizer.from_pretrained(folder)
+    genome = Genome(fasta)
+    seqs = []
+    for interval in list(read_bed(tss_bed))[: n // 2]:
+        for shift in (0, 5000):
+            start = interval.start + shift - 1000
+            seqs.append(genome.fetch(interval.chrom, start, start + 2000))
+    plain = np.stack(Predictor(model, tokenizer, device="cpu", precision="fp32", optimize=False).predict(seqs))
+    fast = np.stack(Predictor(model, tokenizer, device="cpu", precision="bf16").predict(seqs))
+    fast32 = np.stack(Predictor(model, tokenizer, device="cpu", precision="fp32").predict(seqs))
+    return (f"bundled GENA-LM/promoter on {len(seqs)} real chr20 2 kb windows: max |P(fast bf16) - P(plain fp32)| = "
+            f"{np.abs(fast - plain).max():.4f} (tolerance 0.02); max |P(fast fp32) - P(plain fp32)| = "
+            f"{np.abs(fast32 - plain).max():.1e}")
 
 
 if __name__ == "__main__":
