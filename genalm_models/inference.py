@@ -118,6 +118,8 @@ class FusedSelfAttention(nn.Module):
         ctx = torch.empty_like(q)
         per_block = max(1, min(heads, self.SCORE_BLOCK_BYTES // (q.element_size() * seq_len * seq_len)))
         keep = None if attn_mask is None else attn_mask[:, 0, 0, :] == 0  # additive mask: 0 keeps a key
+        # one score buffer, reused by every block: fresh multi-MB allocations would cost page faults each time
+        buffer = torch.empty(per_block * seq_len * seq_len, dtype=q.dtype, device=q.device)
         for b in range(batch):
             kb, vb = k[b], v[b]
             if keep is not None and not bool(keep[b].all()):
@@ -125,9 +127,11 @@ class FusedSelfAttention(nn.Module):
                 kb, vb = kb.index_select(1, real), vb.index_select(1, real)
             kt = kb.transpose(1, 2)
             for start in range(0, heads, per_block):
-                block = slice(start, start + per_block)
-                scores = torch.matmul(q[b, block], kt[block])
-                torch.bmm(torch.softmax(scores, dim=-1), vb[block], out=ctx[b, block])
+                qb = q[b, start: start + per_block]
+                scores = buffer[: qb.shape[0] * seq_len * kt.shape[2]].view(qb.shape[0], seq_len, kt.shape[2])
+                torch.bmm(qb, kt[start: start + per_block], out=scores)
+                torch._softmax(scores, -1, False, out=scores)
+                torch.bmm(scores, vb[start: start + per_block], out=ctx[b, start: start + per_block])
         return ctx
 
 
