@@ -15,8 +15,6 @@ the same script measures the tiny test models (smoke runs) and the real bundled 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -26,26 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from make_saturation_vcf import write_saturation_vcf  # noqa: E402
 
-
-def hardware() -> list[str]:
-    import torch
-
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    lines = [f"CPU: {cpu}, {os.cpu_count()} cores visible, torch threads {torch.get_num_threads()}",
-             f"python {platform.python_version()}, torch {torch.__version__}, {platform.platform()}"]
-    if torch.cuda.is_available():
-        props = torch.cuda.get_device_properties(0)
-        lines.append(f"GPU: {props.name}, {props.total_memory / 2**30:.0f} GiB, CUDA {torch.version.cuda}")
-    else:
-        lines.append("GPU: none")
-    return lines
+from bench.hardware import describe  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -93,7 +72,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     info = model.info
     options = model.runner.options if model.runner is not None else model.options
-    print("\n".join(hardware()))
+    print(describe())
     print(f"model: {info.name} {info.version} ({info.kind}, {info.window.describe()}), precision "
           f"{options.precision}, batch size {options.batch_size}")
     print(f"VCF: every SNV from -{args.upstream} to +{args.downstream} of {args.promoter} ({n_snvs} SNVs)\n")
