@@ -2,7 +2,7 @@
 # Rebuild the bundled GENA-LM zoo from the real data in ../shared/data: every step is a command of the training
 # package. Re-running skips finished steps and resumes interrupted training runs (exact resume).
 # Usage: bash recipes/zoo/build_zoo.sh [stage ...]
-#   stages: prepare pretrain finetune baselines evaluate export scan (default: all, in this order, then export
+#   stages: prepare pretrain rmt finetune baselines evaluate export scan (default: all, in this order, then export
 #   again so the model cards carry the scan results)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -10,7 +10,7 @@ DATA=${DATA:-../shared/data}
 Z=runs/zoo
 T="python -m genalm_models.train"
 FASTA=$DATA/genome/GRCh37_chr20.fa.gz
-stages=${*:-prepare pretrain finetune baselines evaluate export scan export}
+stages=${*:-prepare pretrain rmt finetune baselines evaluate export scan export}
 
 train_run() {  # train_run COMMAND CONFIG [overrides...]: start, or resume if the run has checkpoints
   local cmd=$1 cfg=$2; shift 2
@@ -38,6 +38,14 @@ prepare)
 pretrain)
   train_run pretrain recipes/zoo/pretrain_mlm.yaml
   ;;
+rmt)
+  # recurrent-memory MLM pretraining: GENA-LM/mlm and GENA-LM/embedding then take inputs of any length
+  [ -f $Z/packed_train_rmt/packing.json ] || $T pack --corpus $Z/corpus_train --tokenizer $Z/tokenizer \
+      --out $Z/packed_train_rmt --max-tokens 1996
+  [ -f $Z/packed_valid_rmt/packing.json ] || $T pack --corpus $Z/corpus_valid --tokenizer $Z/tokenizer \
+      --out $Z/packed_valid_rmt --max-tokens 1996
+  train_run rmt recipes/zoo/pretrain_rmt.yaml
+  ;;
 finetune)
   # shipped: the *_genomic promoter runs and splice; promoter_300 is the published-style run against shuffled negatives
   for m in promoter_300_genomic promoter_2k_genomic splice promoter_16k_genomic promoter_300; do
@@ -48,6 +56,8 @@ baselines)
   for m in promoter_300 promoter_2k splice promoter_16k; do train_run finetune recipes/zoo/${m}_scratch.yaml; done
   ;;
 evaluate)
+  # a result newer than its run's latest checkpoint is kept; retraining a run makes its results stale
+  fresh() { [ -f "$1" ] && [ "$1" -nt "$2/checkpoints/latest" ]; }
   mkdir -p $Z/eval
   for m in promoter_300 promoter_2k promoter_16k splice; do
     for variant in "" _genomic _scratch; do
@@ -55,18 +65,20 @@ evaluate)
       case $m in
       promoter*)  # every promoter model on the same test TSSs against both kinds of negatives
         for neg in shuffle genomic; do
-          $T evaluate --model $Z/$m$variant --config recipes/zoo/$m.yaml --out $Z/eval/${m}${variant}_vs_${neg/shuffle/shuffled}.json \
+          out=$Z/eval/${m}${variant}_vs_${neg/shuffle/shuffled}.json
+          fresh $out $Z/$m$variant || $T evaluate --model $Z/$m$variant --config recipes/zoo/$m.yaml --out $out \
               data.args.negatives=$neg
         done ;;
-      *) $T evaluate --model $Z/$m$variant --config recipes/zoo/$m.yaml --out $Z/eval/${m}${variant}_vs_test.json ;;
+      *) out=$Z/eval/${m}${variant}_vs_test.json
+         fresh $out $Z/$m$variant || $T evaluate --model $Z/$m$variant --config recipes/zoo/$m.yaml --out $out ;;
       esac
     done
     case $m in
     promoter*) for neg in shuffle genomic; do
-        $T baseline --config recipes/zoo/$m.yaml --out $Z/eval/${m}_kmer_vs_${neg/shuffle/shuffled}.json \
-            data.args.negatives=$neg
+        out=$Z/eval/${m}_kmer_vs_${neg/shuffle/shuffled}.json
+        [ -f $out ] || $T baseline --config recipes/zoo/$m.yaml --out $out data.args.negatives=$neg
       done ;;
-    *) $T baseline --config recipes/zoo/$m.yaml --out $Z/eval/${m}_kmer_vs_test.json ;;
+    *) [ -f $Z/eval/${m}_kmer_vs_test.json ] || $T baseline --config recipes/zoo/$m.yaml --out $Z/eval/${m}_kmer_vs_test.json ;;
     esac
   done
   # does longer context help? 16 kb vs 2 kb on the same test TSSs, paired
@@ -80,9 +92,11 @@ export)
   V=${ZOO_VERSION:-0.1.0}
   common="--fasta $FASTA --reference-name GRCh37 --version $V"
   notes() { cat recipes/zoo/notes/$1.md - recipes/zoo/notes/_common.md <<< "" > $Z/notes_$1.md; echo "--notes $Z/notes_$1.md"; }
-  $T export --source $Z/mlm --name GENA-LM/mlm --out $ZOO/mlm --kind mlm --max-tokens 200 --n-examples 2 $common \
+  # the backbone with recurrent memory when the rmt stage has run (inputs of any length), else the plain one
+  MLM=$Z/mlm; [ -f $Z/mlm_rmt/checkpoints/latest ] && MLM=$Z/mlm_rmt
+  $T export --source $MLM --name GENA-LM/mlm --out $ZOO/mlm --kind mlm --max-tokens 200 --n-examples 2 $common \
       $(notes mlm)
-  $T export --source $Z/mlm --name GENA-LM/embedding --out $ZOO/embedding --kind embedding --max-tokens 200 \
+  $T export --source $MLM --name GENA-LM/embedding --out $ZOO/embedding --kind embedding --max-tokens 200 \
       --n-examples 2 $common $(notes embedding)
   # which promoter runs ship: trained against genomic negatives (NEG=_genomic) or shuffled ones (NEG=)
   NEG=${NEG-_genomic}
@@ -105,5 +119,5 @@ scan)
         --out $Z/eval/scan_$name.json
   done
   ;;
-*) echo "unknown stage $stage (prepare pretrain finetune baselines evaluate export scan)"; exit 2 ;;
+*) echo "unknown stage $stage (prepare pretrain rmt finetune baselines evaluate export scan)"; exit 2 ;;
 esac; done
