@@ -69,8 +69,9 @@ evaluate)
           fresh $out $Z/$m$variant || $T evaluate --model $Z/$m$variant --config recipes/zoo/$m.yaml --out $out \
               data.args.negatives=$neg
         done ;;
-      *) out=$Z/eval/${m}${variant}_vs_test.json
-         fresh $out $Z/$m$variant || $T evaluate --model $Z/$m$variant --config recipes/zoo/$m.yaml --out $out ;;
+      *) out=$Z/eval/${m}${variant}_vs_test.json  # splice: 200 resamples, each re-ranks ~600k bases
+         fresh $out $Z/$m$variant || $T evaluate --model $Z/$m$variant --config recipes/zoo/$m.yaml --out $out \
+             --bootstrap 200 ;;
       esac
     done
     case $m in
@@ -78,7 +79,8 @@ evaluate)
         out=$Z/eval/${m}_kmer_vs_${neg/shuffle/shuffled}.json
         [ -f $out ] || $T baseline --config recipes/zoo/$m.yaml --out $out data.args.negatives=$neg
       done ;;
-    *) [ -f $Z/eval/${m}_kmer_vs_test.json ] || $T baseline --config recipes/zoo/$m.yaml --out $Z/eval/${m}_kmer_vs_test.json ;;
+    *) [ -f $Z/eval/${m}_kmer_vs_test.json ] || $T baseline --config recipes/zoo/$m.yaml \
+           --out $Z/eval/${m}_kmer_vs_test.json --bootstrap 200 ;;
     esac
   done
   # does longer context help? 16 kb vs 2 kb on the same test TSSs, paired
