@@ -786,7 +786,11 @@ def _write_model_card(plan: Plan, info, config, src: Source, folder: Path) -> No
         metric_lines = ["_No metrics file was found at export (pass metrics=path/to/metrics.json): TO BE FILLED._"]
     command = "_TO BE FILLED: the training command._"
     if src.run_config_path is not None:
-        task_command = "pretrain" if plan.task in (None, "mlm") else ("rmt" if config.rmt else "finetune")
+        # MLM runs: `pretrain`, or `rmt` with recurrent memory; task runs: `finetune` (which takes RMT configs too)
+        if plan.task in (None, "mlm"):
+            task_command = "rmt" if config.rmt else "pretrain"
+        else:
+            task_command = "finetune"
         command = f"`python -m genalm_models.train {task_command} --config run_config.yaml`"
     notes = (Path(plan.notes).read_text().strip() if plan.notes else "_TO BE FILLED by the model's owner._")
     curves = (f"\n![training and validation curves]({CURVES_FILE})\n" if (folder / CURVES_FILE).is_file() else "")
