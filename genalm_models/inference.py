@@ -20,13 +20,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .modeling_gena import (GenaIntermediate, GenaOutputProjection, GenaSelfAttention, GenaSelfOutput)
+from .modeling_gena import ACTIVATIONS, GenaIntermediate, GenaOutputProjection, GenaSelfAttention, GenaSelfOutput
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 # activation name -> (oneDNN post-op, its algorithm)
 _ONEDNN_ACTIVATIONS = {"gelu": ("gelu", "none"), "gelu_new": ("gelu", "tanh"), "relu": ("relu", "")}
-_TORCH_ACTIVATIONS = {"gelu": F.gelu, "gelu_new": lambda x: F.gelu(x, approximate="tanh"), "relu": F.relu}
 
 
 def onednn_usable(device: torch.device, dtype: torch.dtype) -> bool:
@@ -41,10 +40,11 @@ def onednn_usable(device: torch.device, dtype: torch.dtype) -> bool:
 
 
 class FastLinear(nn.Module):
-    """y = epilogue(x W^T + b [+ residual]) with W packed for oneDNN, or a plain F.linear where oneDNN is not used.
+    """y = act(x W^T + b) [+ residual] with W packed for oneDNN, or a plain F.linear where oneDNN is not used.
 
-    `activation` (None, "gelu", "gelu_new", "relu") and `add_residual` select the fused epilogue. The packed weight
-    is a plain attribute, not a parameter or buffer: it never enters a state_dict and is never trained.
+    `activation` (None, "gelu", "gelu_new", "relu") is fused into the oneDNN GEMM as a post-op; `add_residual` adds
+    the residual in place on the GEMM output. The weights are plain attributes, not parameters or buffers: they never
+    enter a state_dict and are never trained.
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, activation: str | None = None,
@@ -53,18 +53,19 @@ class FastLinear(nn.Module):
         self.activation = activation
         self.add_residual = add_residual
         self.packed = packed
-        self.bias = None if bias is None else bias.detach().clone()
+        # the inference copy owns these tensors already (optimize_for_inference deep-copies): no further copy
+        self.bias = None if bias is None else bias.detach()
         self.out_features = weight.shape[0]
         if packed:
             self.weight = torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous(), rows_hint)
         else:
-            self.weight = weight.detach().clone()
+            self.weight = weight.detach()
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         if not self.packed:
             y = F.linear(x, self.weight, self.bias)
             if self.activation is not None:
-                y = _TORCH_ACTIVATIONS[self.activation](y)
+                y = ACTIVATIONS[self.activation](y)
             return y + residual if self.add_residual else y
         shape = x.shape
         x2 = x.reshape(-1, shape[-1])
@@ -136,7 +137,7 @@ class FusedSelfAttention(nn.Module):
 
 
 class FusedResidualOutput(nn.Module):
-    """`residual + dense(x)` in one GEMM epilogue, then the post-LN LayerNorm where the layer has one.
+    """`residual + dense(x)` (added in place on the GEMM output), then the post-LN LayerNorm where the layer has one.
     Replaces GenaSelfOutput and GenaOutputProjection (dropout is off at inference)."""
 
     def __init__(self, source: GenaSelfOutput | GenaOutputProjection, packed: bool):
@@ -174,10 +175,11 @@ def optimize_for_inference(model: nn.Module, precision: str = "bf16", device: to
     packed = onednn_usable(device, dtype) if use_onednn is None else use_onednn
     fast = copy.deepcopy(model).to(device=device, dtype=dtype).eval()
     activation = getattr(_find_config(fast), "hidden_act", "gelu")
+    attention = "blocked" if device.type == "cpu" else "sdpa"
     for parent in list(fast.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, GenaSelfAttention):
-                setattr(parent, name, FusedSelfAttention(child, packed, "blocked" if device.type == "cpu" else "sdpa"))
+                setattr(parent, name, FusedSelfAttention(child, packed, attention))
             elif isinstance(child, (GenaSelfOutput, GenaOutputProjection)):
                 setattr(parent, name, FusedResidualOutput(child, packed))
             elif isinstance(child, GenaIntermediate):

@@ -65,8 +65,9 @@ def evaluate_folder(model_dir: str, config: str, overrides: list[str], split: st
               "metrics": metrics, "ci95": {k: list(v) for k, v in intervals.items()}, "predict_seconds": seconds}
     if task.head == "sequence_classification":
         # per-example outputs, so that models can be compared on the same examples (paired) afterwards
-        result["predictions"] = [{"id": example_id(e), "label": np.asarray(e.label).tolist(), "output": [float(v) for v in p]}
-                                 for e, p in zip(examples, predictions)]
+        result["predictions"] = [
+            {"id": example_id(e), "label": np.asarray(e.label).tolist(), "output": [float(v) for v in p]}
+            for e, p in zip(examples, predictions)]
     if out:
         write_text_atomic(out, json.dumps(result, indent=2) + "\n")
     return result
