@@ -7,9 +7,9 @@
 The model is GENA-LM base size (12 x 768, the official 512 positions, m = 10 memory tokens, random weights: speed
 and memory do not depend on the values) run through the fast inference copy in bf16 (`--precision fp32` for fp32).
 Inputs are real chr20 sequence from 30 Mb on, tokenized with the given tokenizer (the official t2t one by
-default). Each measurement runs in a fresh subprocess, which resets the peak-RSS mark (VmHWM) after a warm-up
-and reports the peak RSS above the resident baseline (weights, tokenizer and warm-up already loaded), so the
-numbers are the memory the forward pass itself needs. The reference is the same RMT model on one segment (499
+default). Each measurement runs in a fresh subprocess (bench/peak_memory.py), which resets the peak-RSS mark
+(VmHWM) after a warm-up and reports the peak RSS above the resident baseline (weights, tokenizer and warm-up already
+loaded), so the numbers are the memory the forward pass itself needs. The reference is the same RMT model on one segment (499
 content tokens); "full attention" is the same encoder with as many position embeddings as tokens (where time
 allows: `--full-max-bp`).
 """
@@ -17,23 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.peak_memory import forward_peak, run_probe  # noqa: E402
 
 SIZES = {"base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
          "quick": dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512)}
-
-
-def status_kb(field: str) -> int:
-    for line in open("/proc/self/status"):
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def probe(args) -> dict:
@@ -78,28 +69,14 @@ def probe(args) -> dict:
         else:
             warm = torch.tensor([[tokenizer.cls_id] + ids[:8] + [tokenizer.sep_id]])
             model(warm, torch.ones_like(warm))
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # reset the peak-RSS mark to the current RSS
-        base = status_kb("VmRSS")
-        t0 = time.perf_counter()
-        call()
-        seconds = time.perf_counter() - t0
-        peak = status_kb("VmHWM")
-    return {"tokens": len(ids), "segments": n_segments, "seconds": seconds, "extra_mb": (peak - base) / 1024,
-            "peak_mb": peak / 1024}
+        measured = forward_peak(call)
+    return {"tokens": len(ids), "segments": n_segments, **measured}
 
 
 def measure(args, mode: str, bp: int) -> dict:
-    # A fixed mmap threshold makes glibc hand freed large blocks back at once, so the peak RSS follows live
-    # tensors rather than the allocator's history.
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
-    command = [sys.executable, __file__, "--probe", mode, "--bp", str(bp), "--fasta", args.fasta, "--tokenizer",
-               args.tokenizer, "--size", args.size, "--precision", args.precision, "--chrom", args.chrom,
-               "--start", str(args.start)]
-    out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=3600)
-    if out.returncode != 0:
-        raise RuntimeError(f"probe {mode} {bp} failed:\n{out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_probe([__file__, "--probe", mode, "--bp", str(bp), "--fasta", args.fasta, "--tokenizer",
+                      args.tokenizer, "--size", args.size, "--precision", args.precision, "--chrom", args.chrom,
+                      "--start", str(args.start)])
 
 
 def main() -> None:

@@ -165,8 +165,11 @@ class RMT(nn.Module):
                 out = self.model(inputs_embeds=embeds, attention_mask=mask)
                 if labels is not None and self.rmt.loss == "mean":
                     seg_losses.append(sequence_loss(out.logits, labels[active_idx], self.model.config.problem_type))
-                last_logits, last_hidden = out.logits, out.hidden_states
+                if step == n_steps - 1:
+                    last_logits, last_hidden = out.logits, out.hidden_states
             memory = memory.index_copy(0, active_idx, out.hidden_states[:, 1: m + 1].to(memory.dtype))
+            # drop this segment's outputs before the next one runs: inference memory stays one segment's
+            del out, embeds, mask
 
         if not token_level:
             loss = None

@@ -1,11 +1,8 @@
 """The recurrent-memory wrapper: segmentation, equivalence with the backbone, memory use, truncated BPTT."""
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
+
+from bench.peak_memory import run_probe
 
 from genalm_models.config import GenaConfig, RMTConfig
 from genalm_models.modeling_gena import (GenaForMaskedLM, GenaForSequenceClassification, GenaForTokenClassification,
@@ -152,14 +149,10 @@ def test_truncated_backpropagation_depth():
 
 PROBE = r"""
 import json, sys, torch
+from bench.peak_memory import forward_peak
 from genalm_models.config import GenaConfig, RMTConfig
 from genalm_models.modeling_gena import GenaForSequenceClassification
 from genalm_models.rmt import RMT
-
-def status_kb(field):
-    for line in open("/proc/self/status"):
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
 
 torch.set_num_threads(1)
 mode, n_segments = sys.argv[1], int(sys.argv[2])
@@ -175,22 +168,12 @@ else:
     ids = torch.randint(5, 64, (batch, n_segments * 499 + 2))
 with torch.no_grad():
     model(ids[:, :8])  # warm-up on a tiny input: allocator and kernel set-up are part of the baseline
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # reset the peak-RSS mark (VmHWM) to the current RSS
-    base = status_kb("VmRSS")
-    model(ids)
-    peak = status_kb("VmHWM")
-print(json.dumps({"extra_mb": (peak - base) / 1024}))
+    print(json.dumps(forward_peak(lambda: model(ids))))
 """
 
 
 def peak_extra_mb(mode: str, n_segments: int) -> float:
-    # A fixed mmap threshold makes glibc return every freed large block to the system at once; otherwise the
-    # heap keeps freed blocks and the peak RSS would measure the allocator's history instead of live tensors.
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
-    out = subprocess.run([sys.executable, "-c", PROBE, mode, str(n_segments)], capture_output=True, text=True,
-                         check=True, timeout=300, env=env)
-    return json.loads(out.stdout.strip().splitlines()[-1])["extra_mb"]
+    return run_probe(["-c", PROBE, mode, str(n_segments)], timeout=300)["extra_mb"]
 
 
 def test_rmt_inference_memory_is_flat_while_full_attention_grows():
