@@ -299,6 +299,25 @@ def test_minus_strand_splice_window_is_the_reverse_complement(chr20_fasta, splic
         assert example.seq == reverse_complement(forward)
 
 
+def test_splice_train_windows_without_sites_can_be_thinned(chr20_fasta, spliceai_table):
+    def build(keep):
+        return SpliceTask(SpliceTaskConfig(str(spliceai_table), str(chr20_fasta), center=1000, flank=1000,
+                                           train_keep_empty=keep, split=RegionSplit(**SLICE_SPLIT))).build()
+    key = lambda e: (e.meta["name"], e.meta["block"])  # noqa: E731
+    every, thinned = build(1.0), build(0.3)
+    with_sites = {key(e) for e in every["train"] if e.label.any()}
+    empty = {key(e) for e in every["train"] if not e.label.any()}
+    kept = {key(e) for e in thinned["train"]}
+    assert with_sites <= kept                        # every window holding a site stays
+    kept_empty = kept & empty
+    assert 0.15 * len(empty) < len(kept_empty) < 0.45 * len(empty)
+    assert kept_empty == {key(e) for e in build(0.3)["train"]} & empty  # the same subset every run
+    for split in ("valid", "test"):                  # held-out splits are never thinned
+        assert [key(e) for e in thinned[split]] == [key(e) for e in every[split]]
+    with pytest.raises(ValueError, match="train_keep_empty"):
+        SpliceTaskConfig(str(spliceai_table), str(chr20_fasta), train_keep_empty=0.0)
+
+
 def test_token_level_splice_metric_on_a_hand_built_track():
     length = 30
     labels = np.zeros((length, 2), dtype=np.uint8)

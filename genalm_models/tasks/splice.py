@@ -41,6 +41,7 @@ Metrics (`splice_metrics`):
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
@@ -171,6 +172,10 @@ class SpliceTaskConfig:
     flank: int = 5000                   # context on each side
     n_outside_transcript: bool = True   # SpliceAI: bases outside the transcript are N
     exclude_paralogs_from: tuple[str, ...] = ("test",)
+    # Training windows without any labelled site that are kept (a fixed, seeded subset): on one chromosome ~90% of
+    # the windows lie deep in introns and hold no site, so a short run sees each site only a couple of times.
+    # Valid and test windows are always all kept, so their metrics are the full task's.
+    train_keep_empty: float = 1.0
     min_motif_fraction: float = 0.95    # refuse a table/FASTA pair whose donors are not GT this often
     split: RegionSplit = field(default_factory=RegionSplit)
     name: str = "splice"
@@ -181,6 +186,8 @@ class SpliceTaskConfig:
         self.exclude_paralogs_from = tuple(self.exclude_paralogs_from)
         if self.center < 1 or self.flank < 0:
             raise ValueError(f"center must be >= 1 and flank >= 0, got {self.center}, {self.flank}")
+        if not 0.0 < self.train_keep_empty <= 1.0:
+            raise ValueError(f"train_keep_empty must be in (0, 1], got {self.train_keep_empty}")
         unknown = set(self.exclude_paralogs_from) - set(SPLITS)
         if unknown:
             raise ValueError(f"exclude_paralogs_from: unknown split(s) {sorted(unknown)}")
@@ -246,6 +253,14 @@ def transcript_windows(transcript: Transcript, genome: Genome, center: int, flan
     return examples
 
 
+def keep_empty(meta: dict, fraction: float) -> bool:
+    """Whether a window without sites is in the kept `fraction`: a hash of its coordinates, the same every run."""
+    if fraction >= 1.0:
+        return True
+    key = f"{meta['chrom']}:{meta['start']}-{meta['end']}:{meta['strand']}:{meta['name']}:{meta['block']}"
+    return zlib.crc32(key.encode()) / 2**32 < fraction
+
+
 class SpliceTask:
     head = "token_classification"
     problem_type = "multi_label_classification"
@@ -307,6 +322,9 @@ class SpliceTask:
                     continue
                 if transcript.paralog and split in config.exclude_paralogs_from:
                     self._count(f"paralog_windows_left_out_of_{split}")
+                    continue
+                if split == "train" and not example.label.any() and not keep_empty(meta, config.train_keep_empty):
+                    self._count("train_windows_without_sites_left_out")
                     continue
                 meta["split"] = split
                 splits[split].append(example)
