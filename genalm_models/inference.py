@@ -109,14 +109,14 @@ class FusedSelfAttention(nn.Module):
         q, k, v = qkv.unbind(0)
         if self.attention == "sdpa":
             ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=1.0)
-        else:
-            ctx = self._blocked(q, k, v, attn_mask)
-        return ctx.transpose(1, 2).reshape(batch, seq_len, hidden)
+            return ctx.transpose(1, 2).reshape(batch, seq_len, hidden)
+        return self._blocked(q, k, v, attn_mask).view(batch, seq_len, hidden)
 
     def _blocked(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None
                  ) -> torch.Tensor:
-        batch, heads, seq_len, _ = q.shape
-        ctx = torch.empty_like(q)
+        batch, heads, seq_len, head_dim = q.shape
+        # P V is written straight into token-major (B, T, heads, d) order: no transposing copy of the context after
+        ctx = torch.empty(batch, seq_len, heads, head_dim, dtype=q.dtype, device=q.device)
         per_block = max(1, min(heads, self.SCORE_BLOCK_BYTES // (q.element_size() * seq_len * seq_len)))
         keep = None if attn_mask is None else attn_mask[:, 0, 0, :] == 0  # additive mask: 0 keeps a key
         # one score buffer, reused by every block: fresh multi-MB allocations would cost page faults each time
@@ -132,7 +132,8 @@ class FusedSelfAttention(nn.Module):
                 scores = buffer[: qb.shape[0] * seq_len * kt.shape[2]].view(qb.shape[0], seq_len, kt.shape[2])
                 torch.bmm(qb, kt[start: start + per_block], out=scores)
                 torch._softmax(scores, -1, False, out=scores)
-                torch.bmm(scores, vb[start: start + per_block], out=ctx[b, start: start + per_block])
+                torch.bmm(scores, vb[start: start + per_block],
+                          out=ctx[b, :, start: start + per_block].transpose(0, 1))
         return ctx
 
 
