@@ -13,9 +13,14 @@ From a SpliceAI canonical-transcript table and the FASTA (tables are read by gen
 With `--regions-bed` (a BED4 region table, e.g. `regions.bed` of `python -m genalm_models.train regions`), only
 introns whose variants' model windows lie wholly inside a region of `--split` (default test: held-out regions) are
 used; a BED without split names keeps all its regions. `--max-introns` keeps a seeded random subset.
-The variants are scored with `score_variants` (centred windows, score max_diff within `--distance` bp); a variant's
-score is its largest |max_diff| over the model's outputs (acceptor, donor). Printed: the counts, AUROC
-(scikit-learn) of positives vs negatives, and AUROC of donor-breaking and acceptor-breaking SNVs on their own.
+The variants are scored with `score_variants` (score max_diff within `--distance` bp); a variant's score is its
+largest |max_diff| over the model's outputs (acceptor, donor). The splice model reads sequence 5'->3' on the gene's
+strand, as it was trained, and a VCF has no strand: by default (`--strand gene`) each variant is scored in region
+mode on a 1-bp BED interval at the variant carrying its transcript's strand (the kipoi-veff way: the dataloader's
+intervals give the strand), so the model window is centred on the variant and read on the gene's strand.
+`--strand plus` scores plain centred windows on '+' (genes on '-' are then read against their orientation).
+Printed: the counts, AUROC (scikit-learn) of positives vs negatives with a 95% bootstrap interval and a one-sided Mann-Whitney p-value, and
+AUROC of donor-breaking and acceptor-breaking SNVs on their own.
 """
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from genalm_models.genome import Genome, read_bed, reverse_complement  # noqa: E402
 from genalm_models.io_utils import write_text_atomic  # noqa: E402
@@ -56,6 +62,11 @@ class ControlVariant:
     kind: str           # donor | acceptor | deep
     transcript: str
     intron_start: int
+    strand: str         # the transcript's
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}_{self.transcript}_{self.position + 1}"
 
     @property
     def positive(self) -> bool:
@@ -115,7 +126,7 @@ def control_variants(introns: list[Intron], genome: Genome, rng: random.Random, 
                 ref = genome.fetch(intron.chrom, position, position + 1)
                 alt = rng.choice([b for b in BASES if b != ref])
                 variants.append(ControlVariant(intron.chrom, position, ref, alt, kind, intron.transcript,
-                                               intron.start))
+                                               intron.start, intron.strand))
         deep = rng.sample(range(intron.start + min_depth, intron.end - min_depth), 4)
         for position in deep:
             ref = genome.fetch(intron.chrom, position, position + 1)
@@ -123,7 +134,7 @@ def control_variants(introns: list[Intron], genome: Genome, rng: random.Random, 
                 continue
             alt = rng.choice([b for b in BASES if b != ref])
             variants.append(ControlVariant(intron.chrom, position, ref, alt, "deep", intron.transcript,
-                                           intron.start))
+                                           intron.start, intron.strand))
     # introns shared by overlapping transcripts would repeat positions: keep each position once
     unique = {}
     for variant in variants:
@@ -135,9 +146,44 @@ def write_vcf(variants: list[ControlVariant], path: Path) -> None:
     lines = ["##fileformat=VCFv4.2\n", "##comment=splice positive control (bench/splice_positive_control.py)\n",
              "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"]
     for v in sorted(variants, key=lambda v: (v.chrom, v.position)):
-        lines.append(f"{v.chrom}\t{v.position + 1}\t{v.kind}_{v.transcript}_{v.position + 1}\t{v.ref}\t{v.alt}"
-                     f"\t.\t.\t.\n")
+        lines.append(f"{v.chrom}\t{v.position + 1}\t{v.name}\t{v.ref}\t{v.alt}\t.\t.\t.\n")
     write_text_atomic(path, lines)
+
+
+def spaced_groups(variants: list[ControlVariant], spacing: int) -> list[list[ControlVariant]]:
+    """Variants split into groups in which any two on the same chromosome lie at least `spacing` bp apart."""
+    groups: list[list[ControlVariant]] = []
+    last: list[dict[str, int]] = []
+    for v in sorted(variants, key=lambda v: (v.chrom, v.position)):
+        for group, ends in zip(groups, last):
+            if v.position - ends.get(v.chrom, -spacing) >= spacing:
+                break
+        else:
+            groups.append([])
+            last.append({})
+            group, ends = groups[-1], last[-1]
+        group.append(v)
+        ends[v.chrom] = v.position
+    return groups
+
+
+def write_strand_bed(variants: list[ControlVariant], path: Path) -> None:
+    """One 1-bp interval per variant, named after it, on its transcript's strand."""
+    write_text_atomic(path, [f"{v.chrom}\t{v.position}\t{v.position + 1}\t{v.name}\t0\t{v.strand}\n"
+                             for v in sorted(variants, key=lambda v: (v.chrom, v.position))])
+
+
+def auroc_interval(labels: list[int], scores: list[float], resamples: int = 1000, seed: int = 0
+                   ) -> tuple[float, float]:
+    """95% bootstrap interval of the AUROC (variants resampled with replacement)."""
+    rng = np.random.default_rng(seed)
+    labels_a, scores_a = np.asarray(labels), np.asarray(scores)
+    values = []
+    for _ in range(resamples):
+        pick = rng.integers(0, len(labels_a), len(labels_a))
+        values.append(auroc(labels_a[pick].tolist(), scores_a[pick].tolist()))
+    low, high = np.nanpercentile(values, [2.5, 97.5])
+    return float(low), float(high)
 
 
 def auroc(labels: list[int], scores: list[float]) -> float:
@@ -158,6 +204,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--min-depth", type=int, default=100, help="negatives: min bp from both intron ends")
     parser.add_argument("--max-introns", type=int, default=None, help="seeded random subset of the introns")
     parser.add_argument("--distance", type=int, default=50, help="bp each side of the variant for max_diff")
+    parser.add_argument("--strand", choices=["gene", "plus"], default="gene",
+                        help="read each variant's window on its transcript's strand (default) or on '+'")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--precision", choices=["fp32", "bf16"], default=None)
@@ -189,10 +237,24 @@ def main(argv: list[str] | None = None) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     vcf = work / "splice_control.vcf"
     write_vcf(variants, vcf)
-    result = score_variants(model, {"fasta_file": str(args.fasta)}, vcf, work / "splice_control.scored.vcf",
-                            scores=["max_diff"], splice_distance=args.distance, return_predictions=True,
-                            progress=False)
-    frame = result.predictions["max_diff"]
+    if args.strand == "gene":
+        # Each variant in its own stranded window. Variants closer than a window would also be scored in each
+        # other's windows (region mode scores every window holding a variant), so they go to separate runs.
+        frames = []
+        for group, members in enumerate(spaced_groups(variants, 2 * half_window)):
+            write_vcf(members, work / f"splice_control_{group}.vcf")
+            write_strand_bed(members, work / f"splice_control_{group}.bed")
+            result = score_variants(model, {"fasta_file": str(args.fasta)}, work / f"splice_control_{group}.vcf",
+                                    work / f"splice_control_{group}.scored.vcf", scores=["max_diff"],
+                                    splice_distance=args.distance, return_predictions=True,
+                                    restriction_bed=work / f"splice_control_{group}.bed", progress=False)
+            frames.append(result.predictions["max_diff"])
+        frame = pd.concat(frames)
+    else:
+        result = score_variants(model, {"fasta_file": str(args.fasta)}, vcf, work / "splice_control.scored.vcf",
+                                scores=["max_diff"], splice_distance=args.distance, return_predictions=True,
+                                progress=False)
+        frame = result.predictions["max_diff"]
     score_by_id = {}
     for key, row in zip(frame.index, np.abs(frame[list(model.info.output_labels)].to_numpy()).max(axis=1)):
         chrom, pos = key.split(":")[:2]
@@ -204,19 +266,26 @@ def main(argv: list[str] | None = None) -> dict:
         scores.append(score)
         kind_of.append(kinds[key])
     report = {"model": model.name, "n_introns": len({(v.chrom, v.intron_start) for v in variants}),
-              "n_positive": sum(labels), "n_negative": len(labels) - sum(labels), "auroc": auroc(labels, scores)}
+              "strand": args.strand, "n_positive": sum(labels), "n_negative": len(labels) - sum(labels), "auroc": auroc(labels, scores)}
     for kind in ("donor", "acceptor"):
         chosen = [i for i, k in enumerate(kind_of) if k in (kind, "deep")]
         report[f"auroc_{kind}"] = auroc([labels[i] for i in chosen], [scores[i] for i in chosen])
     positives = [s for s, label in zip(scores, labels) if label]
     negatives = [s for s, label in zip(scores, labels) if not label]
+    from scipy.stats import mannwhitneyu
+
+    report["auroc_95ci"] = auroc_interval(labels, scores, seed=args.seed)
+    report["mann_whitney_p"] = float(mannwhitneyu(positives, negatives, alternative="greater").pvalue)
     print(f"{model.name} {model.info.version}: {report['n_positive']} splice-site-breaking SNVs vs "
           f"{report['n_negative']} deep intronic SNVs (>= {args.min_depth} bp from both ends) in "
           f"{report['n_introns']} introns" + (f" of the {args.split} regions of {args.regions_bed}" if regions else ""))
     print(f"median score (max |max_diff| over {', '.join(model.info.output_labels)} within {args.distance} bp): "
           f"positives {np.median(positives):.4g}, negatives {np.median(negatives):.4g}")
-    print(f"AUROC {report['auroc']:.4f} (donor SNVs {report['auroc_donor']:.4f}, acceptor SNVs "
-          f"{report['auroc_acceptor']:.4f})")
+    print("windows read on " + ("each transcript's strand (region mode, 1-bp stranded intervals)"
+                                if args.strand == "gene" else "'+' (centred mode)"))
+    low, high = report["auroc_95ci"]
+    print(f"AUROC {report['auroc']:.4f} [{low:.3f}, {high:.3f}] (donor SNVs {report['auroc_donor']:.4f}, acceptor "
+          f"SNVs {report['auroc_acceptor']:.4f}); one-sided Mann-Whitney p = {report['mann_whitney_p']:.2g}")
     return report
 
 

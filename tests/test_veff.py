@@ -16,7 +16,7 @@ import pytest
 
 from genalm_models.genome import Genome, VcfReader, reverse_complement
 from kipoi_genalm.adapter import FolderModel
-from kipoi_genalm.veff import score_variants
+from kipoi_genalm.veff import load_scoring_model, score_variants
 from kipoi_genalm.veff_io import BgzfWriter
 from kipoi_genalm.veff_scores import aligned_track_changes, max_change
 from kipoi_genalm.veff_variants import Allele, Window, alt_sequence, trim_alleles, variant_index
@@ -391,8 +391,6 @@ def test_mlm_pseudo_log_likelihood_ratio(tiny_zoo, chr20_fasta, genome, tmp_path
     assert "Prediction from model outputs: pseudo_log_likelihood" in "".join(header_lines(out))
 
     # pll_ref is Predictor.pseudo_log_likelihood of the documented stretch: 16 bp + REF + 16 bp
-    from kipoi_genalm.veff import load_scoring_model
-
     predictor = load_scoring_model(tiny_zoo["models"]["mlm"]).mlm
     s = 361_599
     ref = genome.fetch("20", s - 150, s + 150)
@@ -514,4 +512,27 @@ def test_saturation_benchmark_and_splice_positive_control_run(tiny_zoo, chr20_fa
                            str(spliceai_table), "--max-introns", "6", "--work-dir", str(tmp_path / "splice")])
     assert report["n_positive"] > 0 and report["n_positive"] == report["n_negative"]
     assert math.isfinite(report["auroc"]) and 0 <= report["auroc"] <= 1
+    low, high = report["auroc_95ci"]
+    assert 0 <= low <= report["auroc"] <= high <= 1 and 0 <= report["mann_whitney_p"] <= 1
     assert "AUROC" in capsys.readouterr().out
+    # gene-strand mode (the default): every variant in its own 1-bp interval on its transcript's strand, and
+    # no two intervals of one run within a model window of each other
+    from genalm_models.tasks.splice import read_splice_table
+
+    strands = {t.name: t.strand for t in read_splice_table(str(spliceai_table))}
+    window = load_scoring_model(tiny_zoo["models"]["splice"]).info.window.input_length
+    beds = sorted((tmp_path / "splice").glob("splice_control_*.bed"))
+    assert beds
+    seen_minus = False
+    for bed in beds:
+        rows = [line.split("\t") for line in bed.read_text().splitlines()]
+        for chrom, start, end, name, _, strand in rows:
+            assert int(end) - int(start) == 1 and strand.strip() == strands[name.split("_", 1)[1].rsplit("_", 1)[0]]
+            seen_minus |= strand.strip() == "-"
+        starts = sorted(int(r[1]) for r in rows)
+        assert all(b - a >= window for a, b in zip(starts, starts[1:]))
+    assert seen_minus
+    plus = control.main(["--model", str(tiny_zoo["models"]["splice"]), "--fasta", str(chr20_fasta), "--table",
+                         str(spliceai_table), "--max-introns", "6", "--strand", "plus", "--work-dir",
+                         str(tmp_path / "splice_plus")])
+    assert plus["strand"] == "plus" and plus["n_positive"] == report["n_positive"]
