@@ -205,7 +205,10 @@ def save_model(model: nn.Module, folder: str | os.PathLike, head: str | None = N
     config.save(folder)
     target = folder / "model.safetensors"
     with atomic_write(target, "wb") as handle:
-        handle.write(safetensors_bytes(state, metadata={"format": "pt", "genalm_head": head}))
+        # one metadata key only: safetensors writes several in a random order, and the file (and its sha256,
+        # recorded in every export) must be the same bytes each time the same weights are saved; the head is in
+        # config.json's `architectures`
+        handle.write(safetensors_bytes(state, metadata={"format": "pt"}))
     return target
 
 

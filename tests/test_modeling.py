@@ -252,6 +252,16 @@ def test_fp16_storage_round_trip(tmp_path):
         torch.testing.assert_close(loaded.eval()(ids).logits, model(ids).logits, atol=2e-3, rtol=2e-3)
 
 
+def test_saving_the_same_weights_gives_the_same_bytes(tmp_path):
+    """Exports record the weights' sha256: saving unchanged weights again must not change the file."""
+    model = GenaForSequenceClassification(tiny_config()).eval()
+    files = set()
+    for i in range(8):  # metadata written in a random order would differ between some of these saves
+        save_model(model, tmp_path / str(i), dtype=torch.float16)
+        files.add((tmp_path / str(i) / "model.safetensors").read_bytes())
+    assert len(files) == 1
+
+
 def test_official_rmt_checkpoint_with_model_prefix_loads(tmp_path):
     """Official RMT checkpoints: backbone under `model.`, vocab + m embedding rows, no rmt key in config.json."""
     from genalm_models.config import RMTConfig
