@@ -12,9 +12,9 @@ default). Each measurement runs in a fresh subprocess (bench/peak_memory.py), wh
 loaded), so the numbers are the memory the forward pass itself needs. Each input is run twice in its process:
 the first call also pays oneDNN's one-off set-up of kernels for each new segment length (~3.5 MB per shape at
 base size, cached for the life of the process; a long input's chunks have up to two lengths, 499 tokens has one),
-the second call is the forward pass alone (its time is the one reported). The reference is the same RMT model on one segment (499
-content tokens); "full attention" is the same encoder with as many position embeddings as tokens (where time
-allows: `--full-max-bp`).
+the second call is the forward pass alone (its time is the one reported). The reference is the same RMT model on
+one segment (499 content tokens); "full attention" is the same encoder with as many position embeddings as tokens
+(where time allows: `--full-max-bp`).
 """
 from __future__ import annotations
 

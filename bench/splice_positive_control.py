@@ -19,8 +19,8 @@ strand, as it was trained, and a VCF has no strand: by default (`--strand gene`)
 mode on a 1-bp BED interval at the variant carrying its transcript's strand (the kipoi-veff way: the dataloader's
 intervals give the strand), so the model window is centred on the variant and read on the gene's strand.
 `--strand plus` scores plain centred windows on '+' (genes on '-' are then read against their orientation).
-Printed: the counts, AUROC (scikit-learn) of positives vs negatives with a 95% bootstrap interval and a one-sided Mann-Whitney p-value, and
-AUROC of donor-breaking and acceptor-breaking SNVs on their own.
+Printed: the counts, AUROC (scikit-learn) of positives vs negatives with a 95% bootstrap interval and a one-sided
+Mann-Whitney p-value, and AUROC of donor-breaking and acceptor-breaking SNVs on their own.
 """
 from __future__ import annotations
 
@@ -235,26 +235,22 @@ def main(argv: list[str] | None = None) -> dict:
 
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="splice_control_"))
     work.mkdir(parents=True, exist_ok=True)
-    vcf = work / "splice_control.vcf"
-    write_vcf(variants, vcf)
-    if args.strand == "gene":
-        # Each variant in its own stranded window. Variants closer than a window would also be scored in each
-        # other's windows (region mode scores every window holding a variant), so they go to separate runs.
-        frames = []
-        for group, members in enumerate(spaced_groups(variants, 2 * half_window)):
-            write_vcf(members, work / f"splice_control_{group}.vcf")
-            write_strand_bed(members, work / f"splice_control_{group}.bed")
-            result = score_variants(model, {"fasta_file": str(args.fasta)}, work / f"splice_control_{group}.vcf",
-                                    work / f"splice_control_{group}.scored.vcf", scores=["max_diff"],
-                                    splice_distance=args.distance, return_predictions=True,
-                                    restriction_bed=work / f"splice_control_{group}.bed", progress=False)
-            frames.append(result.predictions["max_diff"])
-        frame = pd.concat(frames)
-    else:
-        result = score_variants(model, {"fasta_file": str(args.fasta)}, vcf, work / "splice_control.scored.vcf",
-                                scores=["max_diff"], splice_distance=args.distance, return_predictions=True,
+    # --strand gene: each variant in its own stranded window. Variants closer than a window would also be scored in
+    # each other's windows (region mode scores every window holding a variant), so they go to separate runs.
+    groups = spaced_groups(variants, 2 * half_window) if args.strand == "gene" else [variants]
+    frames = []
+    for group, members in enumerate(groups):
+        vcf, bed = work / f"splice_control_{group}.vcf", None
+        write_vcf(members, vcf)
+        if args.strand == "gene":
+            bed = work / f"splice_control_{group}.bed"
+            write_strand_bed(members, bed)
+        scored = work / f"splice_control_{group}.scored.vcf"
+        result = score_variants(model, {"fasta_file": str(args.fasta)}, vcf, scored, scores=["max_diff"],
+                                splice_distance=args.distance, return_predictions=True, restriction_bed=bed,
                                 progress=False)
-        frame = result.predictions["max_diff"]
+        frames.append(result.predictions["max_diff"])
+    frame = pd.concat(frames)
     score_by_id = {}
     for key, row in zip(frame.index, np.abs(frame[list(model.info.output_labels)].to_numpy()).max(axis=1)):
         chrom, pos = key.split(":")[:2]
@@ -266,7 +262,8 @@ def main(argv: list[str] | None = None) -> dict:
         scores.append(score)
         kind_of.append(kinds[key])
     report = {"model": model.name, "n_introns": len({(v.chrom, v.intron_start) for v in variants}),
-              "strand": args.strand, "n_positive": sum(labels), "n_negative": len(labels) - sum(labels), "auroc": auroc(labels, scores)}
+              "strand": args.strand, "n_positive": sum(labels), "n_negative": len(labels) - sum(labels),
+              "auroc": auroc(labels, scores)}
     for kind in ("donor", "acceptor"):
         chosen = [i for i, k in enumerate(kind_of) if k in (kind, "deep")]
         report[f"auroc_{kind}"] = auroc([labels[i] for i in chosen], [scores[i] for i in chosen])
