@@ -301,17 +301,22 @@ def test_minus_strand_splice_window_is_the_reverse_complement(chr20_fasta, splic
 
 def test_splice_train_windows_without_sites_can_be_thinned(chr20_fasta, spliceai_table):
     def build(keep):
-        return SpliceTask(SpliceTaskConfig(str(spliceai_table), str(chr20_fasta), center=1000, flank=1000,
-                                           train_keep_empty=keep, split=RegionSplit(**SLICE_SPLIT))).build()
+        task = SpliceTask(SpliceTaskConfig(str(spliceai_table), str(chr20_fasta), center=1000, flank=1000,
+                                           train_keep_empty=keep, split=RegionSplit(**SLICE_SPLIT)))
+        return task.build(), task.report
     key = lambda e: (e.meta["name"], e.meta["block"])  # noqa: E731
-    every, thinned = build(1.0), build(0.3)
+    (every, _), (thinned, report) = build(1.0), build(0.3)
     with_sites = {key(e) for e in every["train"] if e.label.any()}
     empty = {key(e) for e in every["train"] if not e.label.any()}
     kept = {key(e) for e in thinned["train"]}
     assert with_sites <= kept                        # every window holding a site stays
+    # the report counts what was kept and left out (the training log prints it)
+    assert report["train_windows_with_sites"] == len(with_sites)
+    assert report["train_sites"] == sum(int(e.label.sum()) for e in thinned["train"])
+    assert report["train_windows_without_sites_left_out"] == len(empty) - len(kept & empty)
     kept_empty = kept & empty
     assert 0.15 * len(empty) < len(kept_empty) < 0.45 * len(empty)
-    assert kept_empty == {key(e) for e in build(0.3)["train"]} & empty  # the same subset every run
+    assert kept_empty == {key(e) for e in build(0.3)[0]["train"]} & empty  # the same subset every run
     for split in ("valid", "test"):                  # held-out splits are never thinned
         assert [key(e) for e in thinned[split]] == [key(e) for e in every[split]]
     with pytest.raises(ValueError, match="train_keep_empty"):

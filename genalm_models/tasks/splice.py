@@ -329,10 +329,14 @@ class SpliceTask:
                 meta["split"] = split
                 splits[split].append(example)
                 self._count(f"{split}_windows")
+                sites = int(example.label.sum())
+                if sites:
+                    self._count(f"{split}_windows_with_sites")
+                    self._count(f"{split}_sites", sites)
         return check_splits(splits, f"splice task {self.name!r} ({config.table})")
 
-    def _count(self, what: str) -> None:
-        self.report[what] = self.report.get(what, 0) + 1
+    def _count(self, what: str, n: int = 1) -> None:
+        self.report[what] = self.report.get(what, 0) + n
 
     def metrics(self, examples: list[Example], predictions: list) -> dict[str, float]:
         return splice_metrics(examples, predictions, self.labels)

@@ -239,6 +239,8 @@ def train(cfg: RunConfig, resume: bool = False) -> dict:
                 raise RunConfigError(f"data.pos_weight needs a token task and one weight per label {task.labels}")
             unwrap(model).pos_weight = torch.tensor(cfg.data.pos_weight, dtype=torch.float32, device=device)
         log(f"task {task.name}: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))
+        if getattr(task, "report", None):  # what the task kept, left out and counted while building the splits
+            log(f"task {task.name} report: " + ", ".join(f"{k} {v:g}" for k, v in task.report.items()))
 
     # ---- optimizer, precision, resume ------------------------------------------------------------------------
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
