@@ -22,7 +22,9 @@ def describe() -> str:
         flags = ", ".join(f for f in ("avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16") if f" {f}" in text)
     except OSError:
         pass
-    parts = [f"CPU: {cpu} ({os.cpu_count()} logical cores; torch threads {torch.get_num_threads()}; {flags})",
+    huge = os.environ.get("THP_MEM_ALLOC_ENABLE", "0") not in ("", "0")
+    parts = [f"CPU: {cpu} ({os.cpu_count()} logical cores; torch threads {torch.get_num_threads()}; {flags}; "
+             f"huge pages for torch CPU tensors: {'on' if huge else 'off'})",
              f"torch {torch.__version__}, Python {platform.python_version()}"]
     if torch.cuda.is_available():
         parts.append(f"GPU: {torch.cuda.get_device_name(0)}")

@@ -4,6 +4,9 @@ fp32: the fused path must equal the plain one to float rounding (1e-5) for every
 either side and RMT. bf16: within the stated tolerances (relative error of the final hidden states <= 3e-2 for
 random tiny models; |delta prob| <= 0.02 for the trained bundled promoter models: tests/test_bundled_zoo.py).
 """
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +94,35 @@ def test_bf16_fast_path_within_tolerance_and_really_bf16():
     hidden, logits, relative = compare(model, fast, *batch())
     assert relative < 3e-2 and logits < 5e-2, (relative, logits)
     assert hidden > 0  # it did run in lower precision
+
+
+@pytest.mark.skipif(not onednn_usable(torch.device("cpu"), torch.bfloat16), reason="no native bf16 oneDNN here")
+def test_onednn_bf16_softmax_equals_torch_softmax():
+    """The oneDNN softmax of the bf16 blocked attention against torch's softmax on the same bf16 scores."""
+    model = tiny(head="embedding")
+    ids, mask = batch(pad_left=True)
+    fast = optimize_for_inference(model, "bf16")
+    attention = [m for m in fast.modules() if isinstance(m, FusedSelfAttention)]
+    assert attention and all(m.onednn_softmax for m in attention)
+    with torch.inference_mode():
+        onednn = fast(ids, mask).hidden_states.float()
+        for m in attention:
+            m.onednn_softmax = False
+        aten = fast(ids, mask).hidden_states.float()
+    keep = mask.bool()
+    relative = (onednn - aten)[keep].norm() / aten[keep].norm()
+    assert 0 <= relative < 1e-2, relative
+
+
+def test_keep_freed_memory_respects_the_users_malloc_settings():
+    """Applied on glibc Linux; left alone where the user set glibc's thresholds (the memory benchmarks do)."""
+    code = "from genalm_models.inference import keep_freed_memory; print(keep_freed_memory())"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    default = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert default.stdout.strip() == str(sys.platform.startswith("linux")), default.stderr
+    env["MALLOC_MMAP_THRESHOLD_"] = "65536"
+    user = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert user.stdout.strip() == "False", user.stderr
 
 
 def test_original_model_is_untouched_and_still_trainable():
