@@ -93,6 +93,33 @@ def gemm_rate(cfg: GenaConfig, batch: int, seq_len: int, dtype: torch.dtype, rep
     return rates
 
 
+def int8_dense_rate(cfg: GenaConfig, batch: int, seq_len: int, repeats: int) -> dict[str, float]:
+    """FLOP/s of torch's dynamic int8 linear (fp32 activations quantized per call, int8 VNNI GEMM, per-channel int8
+    weights) at the model's dense shapes, per quantized engine: what an int8 path could start from."""
+    import warnings
+
+    h, f = cfg.hidden_size, cfg.intermediate_size
+    rows = batch * seq_len
+    rates = {}
+    for engine in ("x86", "onednn"):
+        if engine not in torch.backends.quantized.supported_engines:
+            continue
+        torch.backends.quantized.engine = engine
+        flops = seconds = 0.0
+        for k, n in [(h, h)] * 4 + [(h, f), (f, h)]:
+            a = torch.randn(rows, k)
+            w = torch.randn(n, k)
+            with warnings.catch_warnings():  # quantized tensor types are deprecated in torch; still there in 2.13
+                warnings.simplefilter("ignore")
+                qw = torch.quantize_per_channel(w, w.abs().amax(1) / 127, torch.zeros(n, dtype=torch.long), 0,
+                                                torch.qint8)
+            packed = torch.ops.quantized.linear_prepack(qw, torch.zeros(n))
+            seconds += best_time(lambda: torch.ops.quantized.linear_dynamic(a, packed, False), repeats)
+            flops += 2.0 * rows * k * n
+        rates[engine] = flops / seconds
+    return rates
+
+
 def gemm_mix(cfg: GenaConfig, seq_len: int, rates: dict[str, float]) -> float:
     """The rate of the model's GEMM FLOPs done at these dense and attention rates, in the model's proportion."""
     h, f = cfg.hidden_size, cfg.intermediate_size
@@ -178,6 +205,14 @@ def main() -> None:
     print("| dtype | dense layers | attention products | the model's mix (the limit) |\n|---|---|---|---|")
     for name, rates in gemm.items():
         print(f"| {name} | {rates['dense'] / 1e9:.1f} | {rates['attention'] / 1e9:.1f} | {rates['model'] / 1e9:.1f} |")
+
+    try:
+        int8 = int8_dense_rate(cfg, args.batch, args.seq_len, repeats)
+        print("int8 dense GEMM (torch dynamic quantized linear), GFLOP/s: " + ", ".join(
+            f"{engine} {rate / 1e9:.1f}" for engine, rate in int8.items())
+            + f" (bf16 dense: {gemm['bf16']['dense'] / 1e9:.1f})")
+    except (RuntimeError, AttributeError) as error:  # quantized ops missing from this torch build
+        print(f"int8 dense GEMM: not available ({error})")
 
     tokens = float(mask.sum())
     eager_tps = tokens / seconds[paths[0][0]]

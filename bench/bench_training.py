@@ -7,8 +7,9 @@ Everything goes through the real training command (`python -m genalm_models.trai
 DDP) on a packed corpus built here from real chr20 sequence (tests/data/chr20_2mb.fa.gz by default) with the
 bundled zoo tokenizer. The global batch is the same in every row (16 x 510 tokens): one process with micro-batch
 16, or two processes (gloo, one thread each) with micro-batch 8. tokens/s and the data-wait fraction are read from
-the run's metrics.jsonl, leaving out the first logging window (warm-up). On a GPU machine the same runs use the GPU
-(NCCL for DDP when there are two GPUs).
+the run's metrics.jsonl, leaving out the first logging window (warm-up), with the peak resident memory of all the
+run's processes. On CPU a third row per model runs one process with `train.keep_freed_memory: true` (opt-in: faster,
+but more memory). On a GPU machine the same runs use the GPU (NCCL for DDP when there are two GPUs).
 """
 from __future__ import annotations
 
@@ -57,8 +58,8 @@ def build_data(work: Path, fasta: str, tokenizer: str) -> Path:
 
 
 def train_rate(work: Path, packed: Path, tokenizer: str, size: str, precision: str, procs: int, steps: int,
-               log_every: int) -> dict:
-    name = f"{size}_{precision}_{procs}p"
+               log_every: int, keep_freed_memory: bool = False) -> dict:
+    name = f"{size}_{precision}_{procs}p{'_keep' if keep_freed_memory else ''}"
     run_dir = work / name
     shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run every time
     config = {
@@ -68,7 +69,8 @@ def train_rate(work: Path, packed: Path, tokenizer: str, size: str, precision: s
         "data": {"task": "mlm", "packed": str(packed)},
         "optim": {"lr": 1e-4, "warmup_steps": 2, "schedule": "linear"},
         "train": {"steps": steps, "micro_batch_size": 16 // procs, "grad_accum": 1, "precision": precision,
-                  "seed": 0, "log_every": log_every, "eval_every": 10 ** 6, "save_every": 10 ** 6},
+                  "seed": 0, "log_every": log_every, "eval_every": 10 ** 6, "save_every": 10 ** 6,
+                  "keep_freed_memory": keep_freed_memory},
     }
     path = work / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -84,7 +86,8 @@ def train_rate(work: Path, packed: Path, tokenizer: str, size: str, precision: s
     if not windows:
         raise RuntimeError(f"{run_dir}: too few logged windows; raise --steps")
     return {"tokens_per_s": sum(r["tokens_per_s"] for r in windows) / len(windows),
-            "data_wait": sum(r["data_wait_fraction"] for r in windows) / len(windows)}
+            "data_wait": sum(r["data_wait_fraction"] for r in windows) / len(windows),
+            "peak_rss_gb": max(r["peak_rss_gb"] for r in windows)}
 
 
 def main() -> None:
@@ -95,9 +98,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
 
+    import torch
+
     from bench.hardware import describe
 
     print(describe())
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     rows = [("zoo", "bf16", 30, 10)]
     if not args.quick:
         rows += [("zoo", "fp32", 30, 10), ("base", "bf16", 6, 2), ("base", "fp32", 6, 2)]
@@ -106,15 +112,20 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         packed = build_data(work, args.fasta, args.tokenizer)
         print(f"data: {args.fasta} packed at 510 tokens with {args.tokenizer}; global batch 16 x 510 tokens\n")
-        print("| model | precision | processes | tokens/s | vs 1 process | data-wait fraction |")
-        print("|---|---|---|---|---|---|")
+        print("| model | precision | processes | tokens/s | vs 1 process | data-wait fraction | peak RSS GB "
+              "(all processes) |")
+        print("|---|---|---|---|---|---|---|")
         for size, precision, steps, log_every in rows:
             one = train_rate(work, packed, args.tokenizer, size, precision, 1, steps, log_every)
-            two = train_rate(work, packed, args.tokenizer, size, precision, 2, steps, log_every)
-            for procs, r in ((1, one), (2, two)):
+            runs = [("1", one), ("2 (DDP, gloo)", train_rate(work, packed, args.tokenizer, size, precision, 2,
+                                                             steps, log_every))]
+            if device == "cpu":  # the opt-in allocator setting: faster, at a memory cost
+                runs.append(("1, keep_freed_memory", train_rate(work, packed, args.tokenizer, size, precision, 1,
+                                                                 steps, log_every, keep_freed_memory=True)))
+            for procs, r in runs:
                 print(f"| {size} ({SIZES[size]['num_hidden_layers']} x {SIZES[size]['hidden_size']}) | {precision} | "
                       f"{procs} | {r['tokens_per_s']:,.0f} | {r['tokens_per_s'] / one['tokens_per_s']:.2f}x | "
-                      f"{r['data_wait']:.4f} |", flush=True)
+                      f"{r['data_wait']:.4f} | {r['peak_rss_gb']:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import platform
 
 
 def describe() -> str:
+    import genalm_models  # noqa: F401  (its import sets the huge-page default reported below)
     import torch
 
     cpu = platform.processor() or "unknown CPU"

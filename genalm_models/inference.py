@@ -60,7 +60,7 @@ def keep_freed_memory() -> bool:
     tensors needed). Process-wide and glibc-only; left alone where the user set either MALLOC_*_THRESHOLD_
     variable (the memory benchmarks do) or where there is no glibc. Returns whether the setting was applied.
     """
-    if not sys.platform.startswith("linux") or any(
+    if not sys.platform.startswith("linux") or os.environ.get("GENALM_KEEP_FREED_MEMORY", "1") == "0" or any(
             name in os.environ for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
         return False
     try:

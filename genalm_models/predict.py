@@ -27,7 +27,8 @@ import torch.nn.functional as F
 
 from .config import GenaConfig
 from .genome import reverse_complement
-from .inference import keep_freed_memory, optimize_for_inference
+from .inference import keep_freed_memory as keep_freed_memory_of_process
+from .inference import optimize_for_inference
 from .modeling_gena import GenaForMaskedLM, GenaForSequenceClassification, GenaOutput
 from .rmt import RMT
 from .tasks.base import TokenTrack
@@ -143,12 +144,12 @@ class Predictor:
 
     def __init__(self, model: torch.nn.Module, tokenizer: GenaTokenizer, device: str | torch.device | None = None,
                  precision: str = "fp32", batch_size: int = 32, max_batch_tokens: int = 32 * 512,
-                 progress: bool = False, optimize: bool = True):
+                 progress: bool = False, optimize: bool = True, keep_freed_memory: bool = True):
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        if self.device.type == "cpu":
-            keep_freed_memory()  # no page faults on every batch's activations (inference.py)
+        if self.device.type == "cpu" and keep_freed_memory:
+            keep_freed_memory_of_process()  # no page faults on every batch's activations (inference.py)
         if optimize:  # a fused copy in the inference dtype (inference.py); `model` itself is left as it is
             self.model = optimize_for_inference(model, precision, self.device)
         else:  # the plain modules, under autocast for bf16: the reference the fast path is tested against

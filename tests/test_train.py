@@ -151,6 +151,8 @@ def test_pretrain_end_to_end_and_refuses_to_overwrite(mlm_data, pretrained):
     run_dir = mlm_data / "e2e"
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     assert any("valid_mlm_loss" in line for line in lines)
+    windows = [r for r in map(json.loads, lines) if "tokens_per_s" in r]
+    assert windows and all(0.05 < r["peak_rss_gb"] < 64 for r in windows)  # this process's peak memory, GB
     assert (run_dir / "config.yaml").is_file()
     again = run(TRAIN + ["pretrain", "--config", str(cfg)])
     assert again.returncode == 2 and "--resume" in again.stderr

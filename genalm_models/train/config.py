@@ -75,6 +75,9 @@ class TrainSection:
     eval_batch_size: int = 32
     dropout: bool = True              # False: disable dropout (exact-equivalence tests)
     compile: bool = False             # torch.compile the model
+    # CPU: keep freed memory in the process for reuse (inference.keep_freed_memory) instead of faulting fresh pages
+    # in every step: +30-60% tokens/s here, but +25-50% peak memory (bench/bench_training.py), hence opt-in
+    keep_freed_memory: bool = False
     max_eval_examples: int | None = None
 
 

@@ -12,6 +12,7 @@ import contextlib
 import json
 import math
 import os
+import resource
 import time
 from functools import partial
 from pathlib import Path
@@ -23,6 +24,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from ..checkpoint import load_model, resolve_model_folder
 from ..config import GenaConfig, RMTConfig
+from ..inference import keep_freed_memory
 from ..modeling_gena import build_model
 from ..predict import Predictor, forward_content, unwrap
 from ..pretrain.masking import MaskingConfig
@@ -141,7 +143,7 @@ def evaluate_task(model, tokenizer, task, examples, cfg: RunConfig, device, rank
     mine = list(range(rank, len(examples), world))
     predictor = Predictor(unwrap_ddp(model), tokenizer, device=device,
                           precision="bf16" if cfg.train.precision == "bf16" else "fp32",
-                          batch_size=cfg.train.eval_batch_size)
+                          batch_size=cfg.train.eval_batch_size, keep_freed_memory=cfg.train.keep_freed_memory)
     level = "token" if task.head == "token_classification" else "nucleotide"
     preds = predictor.predict([examples[i].seq for i in mine], level=level)
     if world > 1:
@@ -172,6 +174,11 @@ def evaluate_mlm(model, valid: MLMDataset, tokenizer, cfg: RunConfig, device, ra
     return {"mlm_loss": loss_sum / max(count, 1), "mlm_accuracy": correct / max(count, 1)}
 
 
+def peak_rss_gb() -> float:
+    """This process's peak resident memory so far, GB (summed over ranks in the metrics)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KB on Linux
+
+
 def unwrap_ddp(model):
     return model.module if isinstance(model, DDP) else model
 
@@ -188,6 +195,8 @@ def autocast(cfg: RunConfig, device: torch.device):
 # ---------------------------------------------------------------------------------------------------------------
 def train(cfg: RunConfig, resume: bool = False) -> dict:
     rank, world, device = setup_distributed(cfg.train.device)
+    if device.type == "cpu" and cfg.train.keep_freed_memory:
+        keep_freed_memory()
     run_dir = Path(cfg.run_dir)
     t_cfg = cfg.train
 
@@ -321,14 +330,15 @@ def train(cfg: RunConfig, resume: bool = False) -> dict:
 
         last = step == t_cfg.steps - 1
         if (step + 1) % t_cfg.log_every == 0 or last:
-            stats = torch.tensor([window["loss"], window["tokens"], window["wait"]], dtype=torch.float64,
-                                 device=device)
+            stats = torch.tensor([window["loss"], window["tokens"], window["wait"], peak_rss_gb()],
+                                 dtype=torch.float64, device=device)
             if world > 1:
                 dist.all_reduce(stats)
             elapsed = time.perf_counter() - window["time"]
             record = {"step": step + 1, "lr": lr, "train_loss": stats[0].item() / world / window["steps"],
                       "tokens_per_s": stats[1].item() / elapsed,
-                      "data_wait_fraction": stats[2].item() / world / elapsed}
+                      "data_wait_fraction": stats[2].item() / world / elapsed,
+                      "peak_rss_gb": round(stats[3].item(), 3)}
             last_metrics.update(record)
             write_metrics(run_dir, record, writer, rank)
             if progress:
