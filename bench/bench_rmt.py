@@ -12,7 +12,8 @@ default). Each measurement runs in a fresh subprocess (bench/peak_memory.py), wh
 loaded), so the numbers are the memory the forward pass itself needs. Each input is run twice in its process:
 the first call also pays oneDNN's one-off set-up of kernels for each new segment length (~3.5 MB per shape at
 base size, cached for the life of the process; a long input's chunks have up to two lengths, 499 tokens has one),
-the second call is the forward pass alone (its time is the one reported). The reference is the same RMT model on
+the second call is the forward pass alone. Times come from the same probe run again with the allocator as users
+get it (`keep_freed_memory`), since the memory probe's allocator setting makes every large block fault in anew. The reference is the same RMT model on
 one segment (499 content tokens); "full attention" is the same encoder with as many position embeddings as tokens
 (where time allows: `--full-max-bp`).
 """
@@ -36,11 +37,12 @@ def probe(args) -> dict:
 
     from genalm_models.config import GenaConfig, RMTConfig
     from genalm_models.genome import Genome
-    from genalm_models.inference import optimize_for_inference
+    from genalm_models.inference import keep_freed_memory, optimize_for_inference
     from genalm_models.modeling_gena import GenaForSequenceClassification
     from genalm_models.rmt import RMT
     from genalm_models.tokenizer import GenaTokenizer
 
+    keep_freed_memory()  # as Predictor does; a no-op in the memory probe (its MALLOC_MMAP_THRESHOLD_ stays)
     tokenizer = GenaTokenizer.from_pretrained(args.tokenizer)
     seq = Genome(args.fasta).fetch(args.chrom, args.start, args.start + args.bp)
     ids = tokenizer.encode_batch([seq], add_special_tokens=False)[0]
@@ -79,9 +81,13 @@ def probe(args) -> dict:
 
 
 def measure(args, mode: str, bp: int) -> dict:
-    return run_probe([__file__, "--probe", mode, "--bp", str(bp), "--fasta", args.fasta, "--tokenizer",
-                      args.tokenizer, "--size", args.size, "--precision", args.precision, "--chrom", args.chrom,
-                      "--start", str(args.start)])
+    """Memory from a probe with glibc's mmap threshold fixed low (the peak follows live tensors); seconds from a
+    second probe with the allocator as users get it (keep_freed_memory, what Predictor applies)."""
+    argv = [__file__, "--probe", mode, "--bp", str(bp), "--fasta", args.fasta, "--tokenizer", args.tokenizer,
+            "--size", args.size, "--precision", args.precision, "--chrom", args.chrom, "--start", str(args.start)]
+    memory = run_probe(argv)
+    memory["seconds"] = run_probe(argv, fixed_malloc=False)["seconds"]
+    return memory
 
 
 def main() -> None:

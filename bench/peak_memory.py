@@ -39,10 +39,13 @@ def forward_peak(call: Callable[[], object]) -> dict:
     return {"seconds": seconds, "extra_mb": (peak - base) / 1024, "peak_mb": peak / 1024}
 
 
-def run_probe(argv: list[str], timeout: float = 3600) -> dict:
-    """Run `python argv...` in a fresh process (the repository on its path); its last stdout line is JSON."""
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+def run_probe(argv: list[str], timeout: float = 3600, fixed_malloc: bool = True) -> dict:
+    """Run `python argv...` in a fresh process (the repository on its path); its last stdout line is JSON.
+    fixed_malloc=False runs it with the allocator as users get it (for timings: the fixed threshold returns and
+    faults in every freed block, which costs time)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    if fixed_malloc:
+        env["MALLOC_MMAP_THRESHOLD_"] = "65536"
     out = subprocess.run([sys.executable, *argv], capture_output=True, text=True, env=env, timeout=timeout)
     if out.returncode != 0:
         raise RuntimeError(f"memory probe {argv[:3]} failed:\n{out.stderr[-2000:]}")
