@@ -56,9 +56,11 @@ def keep_freed_memory() -> bool:
     threshold, so the multi-MB activations of a forward pass are returned to the system when freed and their
     pages faulted in again (and zeroed by the kernel) on the next allocation: measured here as up to 70,000 page
     faults and ~5% of a bert-base bf16 forward pass (`bench/bench_inference.py`). Raising both thresholds to 1 GiB
-    keeps up to 1 GiB of freed memory in the process for reuse (the peak RSS is unchanged: it is what the live
-    tensors needed). Process-wide and glibc-only; left alone where the user set either MALLOC_*_THRESHOLD_
-    variable (the memory benchmarks do) or where there is no glibc. Returns whether the setting was applied.
+    keeps up to 1 GiB of freed memory in the process for reuse. In inference the peak RSS stays what it was; in
+    training the heap fragments between forward and backward (1.4-1.6x the peak, `bench/bench_training.py`), so
+    there it is opt-in (`train.keep_freed_memory`). Process-wide and glibc-only; left alone with
+    GENALM_KEEP_FREED_MEMORY=0, where the user set either MALLOC_*_THRESHOLD_ variable (the memory benchmarks do)
+    or where there is no glibc. Returns whether the setting was applied.
     """
     if not sys.platform.startswith("linux") or os.environ.get("GENALM_KEEP_FREED_MEMORY", "1") == "0" or any(
             name in os.environ for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
