@@ -36,12 +36,20 @@ SIZES = {
 }
 
 
+def dense_shapes(cfg: GenaConfig) -> list[tuple[int, int]]:
+    """(in, out) features of one layer's dense GEMMs: Q, K, V, O, FFN up, FFN down."""
+    h, f = cfg.hidden_size, cfg.intermediate_size
+    return [(h, h)] * 4 + [(h, f), (f, h)]
+
+
+def layer_flops(cfg: GenaConfig, seq_len: int) -> tuple[float, float]:
+    """Multiply-adds x 2 of one layer per token: (the dense layers, the two attention products)."""
+    return 2.0 * sum(k * n for k, n in dense_shapes(cfg)), 2.0 * 2 * seq_len * cfg.hidden_size
+
+
 def flops_per_token(cfg: GenaConfig, seq_len: int) -> float:
     """Multiply-adds x 2 of the encoder per token: the dense layers plus the two attention products."""
-    h, f = cfg.hidden_size, cfg.intermediate_size
-    dense = 2 * (4 * h * h + 2 * h * f)
-    attention = 2 * 2 * seq_len * h
-    return cfg.num_hidden_layers * (dense + attention)
+    return cfg.num_hidden_layers * sum(layer_flops(cfg, seq_len))
 
 
 def best_time(fn, repeats: int) -> float:
@@ -64,11 +72,11 @@ def gemm_rate(cfg: GenaConfig, batch: int, seq_len: int, dtype: torch.dtype, rep
     oneDNN is usable, as a oneDNN GEMM on a pre-packed weight; each attention product as `torch.bmm` over all heads
     of the batch and over one sequence's heads at a time (times the batch); the fastest counts, so the limit is the
     best this machine does at these shapes, not a handicapped one."""
-    h, f = cfg.hidden_size, cfg.intermediate_size
+    h = cfg.hidden_size
     rows = batch * seq_len
     flops = {"dense": 0.0, "attention": 0.0}
     seconds = {"dense": 0.0, "attention": 0.0}
-    for k, n in [(h, h)] * 4 + [(h, f), (f, h)]:
+    for k, n in dense_shapes(cfg):
         a = torch.randn(rows, k, dtype=dtype)
         b = torch.randn(k, n, dtype=dtype)
         best = best_time(lambda: torch.mm(a, b), repeats)
@@ -98,7 +106,6 @@ def int8_dense_rate(cfg: GenaConfig, batch: int, seq_len: int, repeats: int) -> 
     weights) at the model's dense shapes, per quantized engine: what an int8 path could start from."""
     import warnings
 
-    h, f = cfg.hidden_size, cfg.intermediate_size
     rows = batch * seq_len
     rates = {}
     for engine in ("x86", "onednn"):
@@ -106,7 +113,7 @@ def int8_dense_rate(cfg: GenaConfig, batch: int, seq_len: int, repeats: int) -> 
             continue
         torch.backends.quantized.engine = engine
         flops = seconds = 0.0
-        for k, n in [(h, h)] * 4 + [(h, f), (f, h)]:
+        for k, n in dense_shapes(cfg):
             a = torch.randn(rows, k)
             w = torch.randn(n, k)
             with warnings.catch_warnings():  # quantized tensor types are deprecated in torch; still there in 2.13
@@ -122,8 +129,7 @@ def int8_dense_rate(cfg: GenaConfig, batch: int, seq_len: int, repeats: int) -> 
 
 def gemm_mix(cfg: GenaConfig, seq_len: int, rates: dict[str, float]) -> float:
     """The rate of the model's GEMM FLOPs done at these dense and attention rates, in the model's proportion."""
-    h, f = cfg.hidden_size, cfg.intermediate_size
-    dense, attention = 2 * (4 * h * h + 2 * h * f), 2 * 2 * seq_len * h
+    dense, attention = layer_flops(cfg, seq_len)
     return (dense + attention) / (dense / rates["dense"] + attention / rates["attention"])
 
 

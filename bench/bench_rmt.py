@@ -13,9 +13,9 @@ loaded), so the numbers are the memory the forward pass itself needs. Each input
 the first call also pays oneDNN's one-off set-up of kernels for each new segment length (~3.5 MB per shape at
 base size, cached for the life of the process; a long input's chunks have up to two lengths, 499 tokens has one),
 the second call is the forward pass alone. Times come from the same probe run again with the allocator as users
-get it (`keep_freed_memory`), since the memory probe's allocator setting makes every large block fault in anew. The reference is the same RMT model on
-one segment (499 content tokens); "full attention" is the same encoder with as many position embeddings as tokens
-(where time allows: `--full-max-bp`).
+get it (`keep_freed_memory`), since the memory probe's allocator setting makes every large block fault in anew.
+The reference is the same RMT model on one segment (499 content tokens); "full attention" is the same encoder with
+as many position embeddings as tokens (where time allows: `--full-max-bp`).
 """
 from __future__ import annotations
 
@@ -133,6 +133,7 @@ def main() -> None:
               f"({rmt['first_extra_mb'] / single['first_extra_mb']:.2f}x) | {rmt['peak_mb']:.0f} "
               f"({rmt['peak_mb'] / single['peak_mb']:.2f}x) | {rmt['seconds'] / rmt['segments']:.3f} | "
               f"{full_cells} |", flush=True)
+
 
 if __name__ == "__main__":
     main()
