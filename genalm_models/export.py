@@ -369,7 +369,8 @@ def _labels(config, kind: str, task_config, opts: ExportOptions, name: str):
             labels = list(task_labels)
         elif kind == "sequence" and len(labels) == 2:
             labels = [f"not_{short}", short]   # official fine-tuned folders carry no label names
-    single_label = config.problem_type in (None, "single_label_classification")
+    single_label = (kind == "sequence"
+                    and config.resolved_problem_type("sequence_classification") == "single_label_classification")
     if opts.output_labels:
         missing = [label for label in opts.output_labels if label not in labels]
         if missing:
@@ -618,7 +619,8 @@ def _architecture(config) -> str:
 
 def _outputs_doc(plan: Plan, config) -> str:
     if plan.kind == "sequence":
-        what = "probability" if config.problem_type != "regression" else "predicted value"
+        regression = config.resolved_problem_type("sequence_classification") == "regression"
+        what = "predicted value" if regression else "probability"
         return f"{what} per output: {', '.join(plan.output_labels)} (array of shape (N, {len(plan.output_labels)}))"
     if plan.kind == "token":
         return (f"per-nucleotide probabilities on the {plan.window.sequence_length} bp region, 5'->3' on the "
@@ -668,7 +670,7 @@ def _model_doc(plan: Plan, config) -> str:
     return " ".join(lines)
 
 
-def _write_model_yaml(plan: Plan, info, config, folder: Path, expect_md5: str) -> None:
+def _write_model_yaml(plan: Plan, info, config, folder: Path, expect_md5: str | None) -> None:
     from .io_utils import write_text_atomic
 
     window = plan.window
@@ -711,13 +713,14 @@ def _write_model_yaml(plan: Plan, info, config, folder: Path, expect_md5: str) -
                        "doc": f"DNA sequence ({window.describe()}), 5'->3'", "associated_metadata": "ranges"},
             "targets": _schema_targets(plan, config),
         },
-        "test": {
+    }
+    if expect_md5 is not None:  # None: no expectation (official models: their weights are not shipped)
+        description["test"] = {
             # kipoi first looks for <model folder>/downloaded/model_files/test.expect.h5 (shipped) and downloads
             # from `url` only when that file is missing or its md5 differs: the URL is a placeholder.
             "expect": {"url": f"https://genalm-kipoi.invalid/{plan.name}/test.expect.h5", "md5": expect_md5},
             "precision_decimal": PRECISION_DECIMAL,
-        },
-    }
+        }
     header = (f"# {plan.name} {plan.version}: written by genalm_models.export; regenerate rather than edit.\n"
               "# Windows, labels and the weights checksum are also in genalm.json.\n")
     text = yaml.safe_dump(description, sort_keys=False, width=110, allow_unicode=False)

@@ -8,8 +8,9 @@ loop. It owns:
   `max_batch_tokens` tokens, padding only to the longest in a batch; outputs come back in input order;
 - device and precision: CPU or GPU, fp32 by default, bf16 on request; the model runs as the fused inference copy
   of `inference.py` (bf16 weights, fused QKV, packed oneDNN GEMMs on CPU), or as is with `optimize=False`;
-- output transforms from the model config: softmax (single-label), sigmoid (multi-label, token tasks) or raw values
-  (regression); for token heads, per-token tracks with nucleotide offsets or per-nucleotide arrays;
+- output transforms from the model config (`GenaConfig.resolved_problem_type`): softmax (single-label), sigmoid
+  (multi-label) or raw values (regression); for token heads, per-token tracks with nucleotide offsets or
+  per-nucleotide arrays;
 - optional reverse-complement averaging;
 - masked-LM pseudo-log-likelihoods (`masked_token_log_probs`, `pseudo_log_likelihood`): the zero-shot variant
   scores of the MLM model.
@@ -30,6 +31,7 @@ from .genome import reverse_complement
 from .inference import keep_freed_memory as keep_freed_memory_of_process
 from .inference import optimize_for_inference
 from .modeling_gena import GenaForMaskedLM, GenaForSequenceClassification, GenaOutput
+from .official_layouts import LAYOUTS, spliceai_input
 from .rmt import RMT
 from .tasks.base import TokenTrack
 from .tokenizer import GenaTokenizer, token_values_to_nucleotides
@@ -144,9 +146,12 @@ class Predictor:
 
     def __init__(self, model: torch.nn.Module, tokenizer: GenaTokenizer, device: str | torch.device | None = None,
                  precision: str = "fp32", batch_size: int = 32, max_batch_tokens: int = 32 * 512,
-                 progress: bool = False, optimize: bool = True, keep_freed_memory: bool = True):
+                 progress: bool = False, optimize: bool = True, keep_freed_memory: bool = True,
+                 layout: str = "standard", flank: int = 0):
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if self.device.type == "cpu" and keep_freed_memory:
             keep_freed_memory_of_process()  # no page faults on every batch's activations (inference.py)
@@ -162,6 +167,14 @@ class Predictor:
         self.config: GenaConfig = unwrap(self.model).config
         self.head = unwrap(self.model)
         self.token_level = not isinstance(self.head, GenaForSequenceClassification)
+        self.head_kind = ("sequence_classification" if not self.token_level else
+                          "mlm" if isinstance(self.head, GenaForMaskedLM) else "token_classification")
+        # "standard": [CLS] tokens [SEP] (or RMT segments); "spliceai": the official SpliceAI head's layout of
+        # `flank` + target + `flank` bp (official_layouts.py)
+        self.layout = layout
+        self.flank = flank
+        if layout == "spliceai" and (not self.token_level or is_rmt(self.model)):
+            raise ValueError("the SpliceAI layout is for plain (non-RMT) token-classification models")
 
     # ---- tokenization ----------------------------------------------------------------------------------------
     def encode(self, seqs: Sequence[str], with_offsets: bool) -> list[Encoded]:
@@ -201,10 +214,14 @@ class Predictor:
                                    self.tokenizer.pad_id)
 
     def outputs(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits (..., C) -> what the head predicts, by `GenaConfig.resolved_problem_type` (absent problem_type:
+        one label is regression, more labels single-label; token heads single-label, as the official code):
+        softmax over C (single-label), sigmoid (multi-label) or the raw values (regression)."""
         logits = logits.float()
-        if self.token_level or self.config.problem_type == "multi_label_classification":
+        problem = self.config.resolved_problem_type(self.head_kind)
+        if problem == "multi_label_classification":
             return torch.sigmoid(logits)
-        if self.config.problem_type == "regression":
+        if problem == "regression":
             return logits
         return torch.softmax(logits, dim=-1)
 
@@ -230,6 +247,8 @@ class Predictor:
         return [(f + r) / 2 for f, r in zip(forward, reverse)]
 
     def _predict_strand(self, seqs: Sequence[str], level: str) -> list:
+        if self.layout == "spliceai":
+            return self._predict_spliceai(seqs, level)
         encoded = self.encode(seqs, with_offsets=self.token_level)
         results: list = [None] * len(seqs)
         batches = list(self.batches(encoded))
@@ -251,6 +270,24 @@ class Predictor:
                     results[i] = TokenTrack(probs=track, offsets=encoded[i].offsets)
                 else:
                     results[i] = token_values_to_nucleotides(track, encoded[i].offsets, len(seqs[i]))
+        return results
+
+    def _predict_spliceai(self, seqs: Sequence[str], level: str) -> list:
+        """Token heads in the official SpliceAI layout: the target's tokens only, offsets in the whole input."""
+        results: list = [None] * len(seqs)
+        for start in range(0, len(seqs), self.batch_size):
+            chunk = range(start, min(start + self.batch_size, len(seqs)))
+            laid = [spliceai_input(self.tokenizer, seqs[i], self.flank, len(seqs[i]) - 2 * self.flank,
+                                   self.config.max_position_embeddings) for i in chunk]
+            ids = torch.from_numpy(np.stack([x.ids for x in laid])).to(self.device)  # all max_length long
+            mask = torch.from_numpy(np.stack([x.attention_mask for x in laid])).to(self.device)
+            with torch.inference_mode(), self.autocast():
+                out = self.model(ids, mask)
+            values = self.outputs(out.logits).float().cpu().numpy()
+            for row, (i, x) in enumerate(zip(chunk, laid)):
+                track, offsets = values[row, x.target_positions], x.target_offsets + self.flank
+                results[i] = (TokenTrack(probs=track, offsets=offsets) if level == "token"
+                              else token_values_to_nucleotides(track, offsets, len(seqs[i])))
         return results
 
     # ---- masked-LM pseudo-likelihoods (zero-shot variant scores) ----------------------------------------------

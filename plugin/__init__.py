@@ -15,6 +15,7 @@ Submodules (imported on first use, so that `genalm-kipoi register` does not load
     kipoi_compat  numpy-2 aliases and atomic, provenance-recording Kipoi writers
     provenance    the `<output>.provenance.json` sidecars
     scan          sliding-window scan of a region to a bedGraph track
+    official      the published GENA-LM models: official names -> hub repository, revision, window, outputs
     cli           the `genalm-kipoi` command
 """
 from __future__ import annotations
@@ -29,7 +30,7 @@ ZOO_DIR = Path(__file__).resolve().parent / "zoo"
 GROUP_DIR = ZOO_DIR / GROUP_NAME
 
 _SUBMODULES = ("kipoi_model", "dataloaders", "adapter", "sequences", "folder", "registration", "kipoi_compat",
-               "provenance", "scan", "cli", "veff", "veff_io", "veff_plot", "veff_scores", "veff_variants")
+               "provenance", "scan", "cli", "official", "veff", "veff_io", "veff_plot", "veff_scores", "veff_variants")
 
 
 def __getattr__(name: str):

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -191,22 +192,40 @@ class FolderModel:
 
         self.folder = Path(folder).resolve()
         self.info: FolderInfo = read_folder_info(self.folder)
-        weights = self.folder / WEIGHTS_FILE
-        if not weights.is_file():
-            raise FileNotFoundError(f"{weights}: weights not found")
-        self.weights_sha256 = sha256_file(weights)
-        if self.weights_sha256 != self.info.weights_sha256:
-            log.warning("%s: sha256 %s differs from the %s recorded at export (genalm.json); the weights were "
-                        "changed after export", weights, self.weights_sha256[:12], self.info.weights_sha256[:12])
+        self.hub = None
+        weights_folder = tokenizer_folder = self.folder
+        config = None
+        if self.info.hub is not None:  # an official model: weights from the Hugging Face cache (fetched once)
+            from genalm_models.config import GenaConfig
+            from genalm_models.hub import fetch, file_sha256
+
+            self.hub = fetch(*self.info.hub)
+            weights_folder, tokenizer_folder = self.hub.folder, self.hub.tokenizer_folder
+            weights = next(weights_folder / name for name in (WEIGHTS_FILE, "pytorch_model.bin")
+                           if (weights_folder / name).is_file())
+            self.weights_sha256 = file_sha256(weights) or sha256_file(weights)
+            # what the official fine-tuning script set (e.g. problem_type) where the hub's config.json lacks it
+            config_file = weights_folder / "config.json"
+            data = {**self.info.config_defaults, **json.loads(config_file.read_text())}
+            config = GenaConfig.from_dict(data, source=str(config_file))
+        else:
+            weights = self.folder / WEIGHTS_FILE
+            if not weights.is_file():
+                raise FileNotFoundError(f"{weights}: weights not found")
+            self.weights_sha256 = sha256_file(weights)
+            if self.weights_sha256 != self.info.weights_sha256:
+                log.warning("%s: sha256 %s differs from the %s recorded at export (genalm.json); the weights were "
+                            "changed after export", weights, self.weights_sha256[:12],
+                            self.info.weights_sha256[:12])
         # An MLM folder is read through the embedding head: Kipoi users get its states, not vocabulary logits.
-        head = "embedding" if self.info.kind in ("embedding", "mlm") else None
+        head = "embedding" if self.info.kind in ("embedding", "mlm") else self.info.head
         with _quiet_checkpoint_log():
-            model, report = load_model(self.folder, head=head)
+            model, report = load_model(weights_folder, head=head, config=config)
         if report.missing:
-            raise ValueError(f"{self.folder}: the weights lack parameters the model needs: "
+            raise ValueError(f"{weights_folder}: the weights lack parameters the model needs: "
                              f"{', '.join(report.missing[:6])}")
         self.model = model
-        self.tokenizer = GenaTokenizer.from_pretrained(self.folder)
+        self.tokenizer = GenaTokenizer.from_pretrained(tokenizer_folder)
         self.options = options
         self.predictor = self._build_predictor(options)
 
@@ -214,7 +233,8 @@ class FolderModel:
         from genalm_models.predict import Predictor
 
         return Predictor(self.model, self.tokenizer, device=None if options.device == "auto" else options.device,
-                         precision=options.precision, batch_size=options.batch_size, progress=options.progress)
+                         precision=options.precision, batch_size=options.batch_size, progress=options.progress,
+                         layout=self.info.input_layout, flank=self.info.window.flank)
 
     def configure(self, **changes: Any) -> PredictOptions:
         """Change options (precision, rc_average, device, batch_size, progress, embedding_outputs, max_tokens)."""
@@ -292,6 +312,7 @@ class FolderModel:
             "weights_sha256": self.weights_sha256,
             "weights_sha256_at_export": self.info.weights_sha256,
             "model_dir": str(self.folder),
+            **({"hub": self.hub.provenance()} if self.hub is not None else {}),
             "window": self.info.window.describe(),
             "output_labels": list(self.info.output_labels),
             "precision": self.options.precision,

@@ -115,7 +115,19 @@ class FolderInfo:
     source: dict[str, Any] = field(default_factory=dict)             # what the folder was exported from
     exported_at: str | None = None
     exporter: dict[str, str] = field(default_factory=dict)           # software versions at export
+    # how the tokens are laid out for the head: "standard" ([CLS] tokens [SEP] / RMT segments) or the layout an
+    # official head was trained with ("spliceai": genalm_models.official_layouts)
+    input_layout: str = "standard"
+    # config.json values the official fine-tuning script set, used where the hub's config.json lacks them
+    config_defaults: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+
+    @property
+    def hub(self) -> tuple[str, str] | None:
+        """(repository, revision) for a folder whose weights come from the Hugging Face hub, else None."""
+        if self.source.get("type") != "hub":
+            return None
+        return self.source["repo_id"], self.source["revision"]
 
     def validate(self, where: str = INFO_FILE) -> "FolderInfo":
         if self.kind not in KINDS:
@@ -125,6 +137,13 @@ class FolderInfo:
         if any(not 0 <= i < max(len(self.labels), 1) for i in self.output_indices):
             raise FolderError(f"{where}: output_indices {self.output_indices} do not index labels {self.labels}")
         self.window.validate(f"{where}: window")
+        if self.source.get("type") == "hub" and not (self.source.get("repo_id") and self.source.get("revision")):
+            raise FolderError(f"{where}: a hub source needs repo_id and revision")
+        if self.input_layout not in ("standard", "spliceai"):
+            raise FolderError(f"{where}: input_layout must be standard or spliceai, got {self.input_layout!r}")
+        if self.input_layout == "spliceai" and (self.kind != "token" or not self.window.flank
+                                                or self.window.sequence_length is None):
+            raise FolderError(f"{where}: the spliceai layout needs a token model with a fixed window and flanks")
         if self.kind == "token" and self.window.sequence_length is None and self.window.flank:
             raise FolderError(f"{where}: a flank needs a fixed sequence_length")
         return self
