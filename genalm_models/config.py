@@ -101,6 +101,31 @@ class GenaConfig:
             return [self.id2label[i] for i in range(self.num_labels)]
         return [f"LABEL_{i}" for i in range(self.num_labels)]
 
+    def resolved_problem_type(self, head: str) -> str:
+        """The problem type a head of this config computes its loss and its outputs with; the one place the rule
+        lives (used by `modeling_gena.sequence_loss` / `token_loss` and `predict.Predictor.outputs`).
+
+        head: "sequence_classification", "token_classification" or "mlm". An explicit `problem_type` wins. When it
+        is absent, the official GENA-LM / Hugging Face rules apply:
+        - sequence heads (official `BertForSequenceClassification.forward`): `num_labels == 1` is "regression",
+          anything else "single_label_classification" (HF also picks multi-label when float labels are passed to
+          the loss; outputs cannot depend on labels, so we do not);
+        - token heads (official `BertForTokenClassification.__init__`): "single_label_classification", whatever
+          `num_labels` is;
+        - the masked-LM head is a softmax over the vocabulary: "single_label_classification".
+        Raises ConfigError for any other head (the embedding head has no outputs to transform).
+        """
+        if head not in ("sequence_classification", "token_classification", "mlm"):
+            raise ConfigError(f"head {head!r} has no problem type (only sequence_classification, "
+                              "token_classification and mlm heads have one)")
+        if head == "mlm":
+            return "single_label_classification"
+        if self.problem_type is not None:
+            return self.problem_type
+        if head == "sequence_classification" and self.num_labels == 1:
+            return "regression"
+        return "single_label_classification"
+
     @property
     def segment_size(self) -> int:
         """Content tokens one RMT segment carries: [CLS] MEM_1..MEM_m [SEP] content [SEP]."""

@@ -6,7 +6,8 @@ Faithful to the published GENA-LM models (see ../shared/docs/gena-lm-reference.m
   post-LN layer (stock BERT): h = LN(h + drop(Wo attn h));  h = LN(h + drop(W2 gelu(W1 h)))
 - a final LayerNorm on the encoder output iff `last_layer_norm` (default: `pre_layer_norm`);
 - heads: masked LM (tied decoder), sequence classification / regression on the pooled [CLS], token classification
-  (multi-label BCE with optional pos_weight and label mask).
+  (single-label, multi-label BCE with optional pos_weight, or regression; label mask), the problem type resolved
+  by `GenaConfig.resolved_problem_type`.
 Module and parameter names reproduce the official checkpoints (`bert.encoder.layer.N.pre_attention_ln.weight`, ...)
 so `state_dict()` is directly an official-format checkpoint. Loading and saving checkpoints lives in `checkpoint.py`.
 
@@ -299,11 +300,18 @@ class GenaForMaskedLM(GenaPreTrainedModel):
         return GenaOutput(logits=self.cls.predictions(h), hidden_states=h)
 
 
-def sequence_loss(logits: torch.Tensor, labels: torch.Tensor, problem_type: str | None) -> torch.Tensor:
+def sequence_loss(logits: torch.Tensor, labels: torch.Tensor, config: GenaConfig) -> torch.Tensor:
+    """The loss of a sequence head, by `config.resolved_problem_type("sequence_classification")` (official
+    `BertForSequenceClassification.forward`).
+
+    logits (B, C). labels: (B,) class ids for single-label; (B, C) 0/1 for multi-label; (B,) or (B, C) values for
+    regression (MSE).
+    """
+    problem = config.resolved_problem_type("sequence_classification")
     logits = logits.float()
-    if problem_type == "regression":
+    if problem == "regression":
         return F.mse_loss(logits, labels.float().view_as(logits))
-    if problem_type == "multi_label_classification":
+    if problem == "multi_label_classification":
         return F.binary_cross_entropy_with_logits(logits, labels.float())
     return F.cross_entropy(logits, labels.long().view(-1))
 
@@ -327,23 +335,49 @@ class GenaForSequenceClassification(GenaPreTrainedModel):
                 labels: torch.Tensor | None = None) -> GenaOutput:
         h = self.bert(input_ids, attention_mask, token_type_ids, inputs_embeds)
         logits = self.head(h)
-        loss = sequence_loss(logits, labels, self.config.problem_type) if labels is not None else None
+        loss = sequence_loss(logits, labels, self.config) if labels is not None else None
         return GenaOutput(logits=logits, hidden_states=h, loss=loss)
 
 
 def token_loss(logits: torch.Tensor, labels: torch.Tensor, labels_mask: torch.Tensor | None,
-               pos_weight: torch.Tensor | None) -> torch.Tensor:
-    """Multi-label BCE over tokens. `labels_mask` (B, T) selects the tokens that carry a label."""
-    per_label = F.binary_cross_entropy_with_logits(logits.float(), labels.float(), reduction="none",
-                                                   pos_weight=pos_weight)
-    if labels_mask is None:
-        return per_label.mean()
-    mask = labels_mask.to(per_label.dtype).unsqueeze(-1).expand_as(per_label)
-    return (per_label * mask).sum() / mask.sum().clamp_min(1.0)
+               pos_weight: torch.Tensor | None, config: GenaConfig) -> torch.Tensor:
+    """The loss of a token head, by `config.resolved_problem_type("token_classification")` (official
+    `BertForTokenClassification.forward`; absent problem_type is single-label there).
+
+    logits (B, T, C); labels_mask (B, T) selects the tokens that carry a label (None: all of them).
+    - multi_label_classification: labels (B, T, C) 0/1; BCE with optional pos_weight (C,), the mean over the
+      selected (token, class) pairs (GENA-LM splice sites);
+    - single_label_classification: labels (B, T) class ids, -100 for no label; cross-entropy, the mean over the
+      selected labelled tokens. ValueError for (B, T, C) labels (they are multi-label: set problem_type);
+    - regression: labels (B, T, C) or, with C == 1, (B, T) values; MSE over the selected tokens.
+    """
+    problem = config.resolved_problem_type("token_classification")
+    logits = logits.float()
+    if problem == "single_label_classification":
+        if labels.dim() != 2:
+            raise ValueError(f"single-label token classification takes (batch, tokens) class ids, got labels of "
+                             f"shape {tuple(labels.shape)}; for 0/1 labels per class set problem_type: "
+                             "multi_label_classification")
+        labels = labels.long()
+        per = F.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100, reduction="none")  # (B, T)
+        weight = (labels != -100).to(per.dtype)
+    else:
+        if problem == "multi_label_classification":
+            per = F.binary_cross_entropy_with_logits(logits, labels.float(), reduction="none", pos_weight=pos_weight)
+        else:
+            per = (logits - labels.float().view_as(logits)) ** 2
+        if labels_mask is None:
+            return per.mean()
+        weight = torch.ones_like(per)
+    if labels_mask is not None:
+        mask = labels_mask.to(per.dtype)
+        weight = weight * (mask.unsqueeze(-1) if weight.dim() == 3 else mask)
+    return (per * weight).sum() / weight.sum().clamp_min(1.0)
 
 
 class GenaForTokenClassification(GenaPreTrainedModel):
-    """Per-token multi-label classification (GENA-LM splice sites: acceptor / donor)."""
+    """Per-token classification or regression; `problem_type` picks the loss (`token_loss`). GENA-LM splice
+    sites are multi-label (acceptor / donor); an absent problem_type is single-label, as in the official code."""
 
     def __init__(self, config: GenaConfig):
         super().__init__()
@@ -364,7 +398,7 @@ class GenaForTokenClassification(GenaPreTrainedModel):
         logits = self.head(h)
         loss = None
         if labels is not None:
-            loss = token_loss(logits, labels, labels_mask, self.pos_weight)
+            loss = token_loss(logits, labels, labels_mask, self.pos_weight, self.config)
         return GenaOutput(logits=logits, hidden_states=h, loss=loss)
 
 

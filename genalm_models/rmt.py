@@ -164,7 +164,7 @@ class RMT(nn.Module):
             else:
                 out = self.model(inputs_embeds=embeds, attention_mask=mask)
                 if labels is not None and self.rmt.loss == "mean":
-                    seg_losses.append(sequence_loss(out.logits, labels[active_idx], self.model.config.problem_type))
+                    seg_losses.append(sequence_loss(out.logits, labels[active_idx], self.model.config))
                 if step == n_steps - 1:
                     last_logits, last_hidden = out.logits, out.hidden_states
             memory = memory.index_copy(0, active_idx, out.hidden_states[:, 1: m + 1].to(memory.dtype))
@@ -175,7 +175,7 @@ class RMT(nn.Module):
             loss = None
             if labels is not None:
                 loss = (torch.stack(seg_losses).mean() if seg_losses
-                        else sequence_loss(last_logits, labels, self.model.config.problem_type))
+                        else sequence_loss(last_logits, labels, self.model.config))
             return GenaOutput(logits=last_logits, hidden_states=last_hidden, loss=loss)
 
         width = input_ids.shape[1]
@@ -195,5 +195,5 @@ class RMT(nn.Module):
         if labels is not None:
             if labels_mask is None and attention_mask is not None:
                 labels_mask = attention_mask
-            loss = token_loss(states, labels, labels_mask, self.model.pos_weight)
+            loss = token_loss(states, labels, labels_mask, self.model.pos_weight, self.model.config)
         return GenaOutput(logits=states, hidden_states=states, loss=loss)

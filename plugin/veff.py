@@ -494,7 +494,7 @@ def _check_scores(scores: Sequence[str] | None, model: ScoringModel) -> tuple[st
         raise ValueError(f"scores {', '.join(unknown) or '(none)'} do not apply to {model.name} (kind {kind}); "
                          f"choose from {', '.join(allowed)}")
     if kind == "sequence" and any(n.startswith("logit") for n in names):
-        problem = model.runner.predictor.config.problem_type
+        problem = model.runner.predictor.config.resolved_problem_type("sequence_classification")
         if problem == "regression":
             raise ValueError(f"{model.name} is a regression model: logit scores do not apply (use ref, alt, diff)")
     return names

@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -294,3 +295,108 @@ def test_fused_attention_equals_eager_attention():
         eager = set_attention_implementation(model, "eager")(ids, mask).hidden_states
     for row, n in enumerate([30, 20, 7]):
         torch.testing.assert_close(fused[row, :n], eager[row, :n], atol=1e-5, rtol=1e-5)
+
+
+# ---- problem types: one rule for the loss and the outputs (official BertFor{Sequence,Token}Classification) ------
+OFFICIAL_TOKENIZER = OFFICIAL_CONFIGS.parent / "tokenizer_t2t"
+
+
+def test_problem_type_resolution_follows_the_official_rules():
+    def resolved(head, **changes):
+        return tiny_config(**changes).resolved_problem_type(head)
+
+    assert resolved("sequence_classification", num_labels=1) == "regression"
+    assert resolved("sequence_classification", num_labels=2) == "single_label_classification"
+    assert resolved("sequence_classification", num_labels=1,
+                    problem_type="multi_label_classification") == "multi_label_classification"
+    # official BertForTokenClassification.__init__: absent -> single-label, whatever num_labels is
+    assert resolved("token_classification", num_labels=1) == "single_label_classification"
+    assert resolved("token_classification", num_labels=3) == "single_label_classification"
+    assert resolved("token_classification", num_labels=3,
+                    problem_type="multi_label_classification") == "multi_label_classification"
+    assert resolved("mlm") == "single_label_classification"
+    with pytest.raises(ConfigError, match="embedding"):
+        resolved("embedding")
+
+
+def outputs_of(model, logits):
+    """Predictor.outputs of `model` (the transform needs no tokenizer)."""
+    from genalm_models.predict import Predictor
+
+    return Predictor(model, tokenizer=None, device="cpu", optimize=False, keep_freed_memory=False).outputs(logits)
+
+
+def test_one_label_without_problem_type_is_regression():
+    torch.manual_seed(0)
+    model = GenaForSequenceClassification(tiny_config(num_labels=1)).eval()
+    ids = torch.randint(5, 64, (4, 12))
+    labels = torch.tensor([0.3, -1.2, 2.5, 0.0])
+    out = model(ids, labels=labels)
+    torch.testing.assert_close(out.loss, F.mse_loss(out.logits.view(-1), labels))
+    assert out.loss > 0  # a one-class cross-entropy is always 0: the head would learn nothing
+    values = outputs_of(model, out.logits)
+    torch.testing.assert_close(values, out.logits)  # raw values, not a softmax over one class (always 1.0)
+    # and with two labels, still a softmax
+    two = GenaForSequenceClassification(tiny_config(num_labels=2)).eval()
+    logits = two(ids).logits
+    torch.testing.assert_close(outputs_of(two, logits), torch.softmax(logits, dim=-1))
+
+
+@pytest.mark.parametrize("problem_type, transform", [
+    (None, "softmax"),  # official BertForTokenClassification: absent problem_type is single-label
+    ("single_label_classification", "softmax"),
+    ("multi_label_classification", "sigmoid"),
+    ("regression", "raw"),
+])
+def test_token_head_outputs_and_loss_follow_problem_type(problem_type, transform):
+    torch.manual_seed(0)
+    model = GenaForTokenClassification(tiny_config(num_labels=3, problem_type=problem_type)).eval()
+    ids = torch.randint(5, 64, (2, 10))
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0
+    logits = model(ids).logits
+    expected = {"softmax": torch.softmax(logits, -1), "sigmoid": torch.sigmoid(logits), "raw": logits}[transform]
+    torch.testing.assert_close(outputs_of(model, logits), expected)
+    keep = mask.bool()
+    if transform == "softmax":
+        labels = torch.randint(0, 3, (2, 10))
+        labels[0, 0] = -100  # no label on this token
+        loss = model(ids, labels=labels, labels_mask=mask).loss
+        chosen = keep & (labels != -100)
+        torch.testing.assert_close(loss, F.cross_entropy(logits[chosen], labels[chosen]))
+        with pytest.raises(ValueError, match="multi_label_classification"):
+            model(ids, labels=torch.zeros(2, 10, 3), labels_mask=mask)
+    elif transform == "sigmoid":
+        labels = (torch.rand(2, 10, 3) > 0.7).float()
+        loss = model(ids, labels=labels, labels_mask=mask).loss
+        torch.testing.assert_close(loss, F.binary_cross_entropy_with_logits(logits[keep], labels[keep]))
+    else:
+        labels = torch.randn(2, 10, 3)
+        loss = model(ids, labels=labels, labels_mask=mask).loss
+        torch.testing.assert_close(loss, F.mse_loss(logits[keep], labels[keep]))
+
+
+def test_official_spliceai_head_stays_sigmoid():
+    """The official SpliceAI fine-tuning: 3 labels (none, acceptor, donor), problem_type multi_label_classification.
+    Per-class sigmoids, not a softmax over the three."""
+    torch.manual_seed(0)
+    model = GenaForTokenClassification(tiny_config(num_labels=3, problem_type="multi_label_classification")).eval()
+    logits = model(torch.randint(5, 64, (1, 9))).logits
+    values = outputs_of(model, logits)
+    torch.testing.assert_close(values, torch.sigmoid(logits))
+    assert not torch.allclose(values.sum(-1), torch.ones(1, 9))
+
+
+@pytest.mark.skipif(not (OFFICIAL_TOKENIZER / "tokenizer.json").is_file(), reason="official tokenizer absent")
+def test_predict_of_a_one_label_head_gives_values_not_a_constant():
+    from genalm_models.predict import Predictor
+    from genalm_models.tokenizer import GenaTokenizer
+
+    tokenizer = GenaTokenizer.from_pretrained(OFFICIAL_TOKENIZER)
+    torch.manual_seed(0)
+    model = GenaForSequenceClassification(tiny_config(vocab_size=tokenizer.vocab_size, num_labels=1,
+                                                      initializer_range=0.2)).eval()
+    predictor = Predictor(model, tokenizer, device="cpu", optimize=False, keep_freed_memory=False)
+    values = np.stack(predictor.predict(["ACGTTGCAAGGCTTACGATCGATTTACG", "GGGGCCCCAAAATTTTACGTGCA" * 3]))
+    assert values.shape == (2, 1)
+    assert not np.allclose(values, 1.0) and abs(values[0, 0] - values[1, 0]) > 1e-4
