@@ -31,9 +31,11 @@ log = logging.getLogger(__name__)
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 # Buffers some official files carry that hold no learned state.
 IGNORED_KEYS = ("bert.embeddings.position_ids",)
-# Tied or aliased parameters: stored once, restored by tying.
+# Tied or aliased parameters: stored once, restored by tying. The decoder weight is an alias only while the config
+# ties it (`GenaConfig.ties_word_embeddings`); an untied decoder is a parameter of its own, loaded and saved as such.
 ALIASES = {"cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
            "cls.predictions.decoder.bias": "cls.predictions.bias"}
+DECODER, EMBEDDINGS = "cls.predictions.decoder.weight", "bert.embeddings.word_embeddings.weight"
 
 
 class CheckpointError(ValueError):
@@ -116,6 +118,20 @@ def _infer_rmt(config: GenaConfig, state: dict[str, torch.Tensor], path: Path) -
     return config.replace(rmt=RMTConfig(num_mem_tokens=extra))
 
 
+def _untie_differing_decoder(config: GenaConfig, head: str, state: dict[str, torch.Tensor], path: Path
+                             ) -> tuple[GenaConfig, str | None]:
+    """A checkpoint whose MLM decoder differs from its word embeddings was trained untied: keep it untied
+    (`tie_word_embeddings: false`, as HF) instead of replacing the decoder by the embeddings. Equal or absent: tied."""
+    decoder, embeddings = state.get(DECODER), state.get(EMBEDDINGS)
+    if head != "mlm" or decoder is None or embeddings is None or not config.ties_word_embeddings:
+        return config, None
+    if decoder.shape == embeddings.shape and torch.equal(decoder, embeddings):
+        return config, None
+    note = (f"{path}: {DECODER} differs from {EMBEDDINGS}: the decoder is kept untied "
+            "(tie_word_embeddings: false)")
+    return config.replace(tie_word_embeddings=False), note
+
+
 def load_model(folder: str | os.PathLike, head: str | None = None, config: GenaConfig | None = None,
                strict: bool = False, num_labels: int | None = None) -> tuple[nn.Module, LoadReport]:
     """Build the model described by `folder/config.json` and load its weights.
@@ -135,6 +151,9 @@ def load_model(folder: str | os.PathLike, head: str | None = None, config: GenaC
     state, path = read_state_dict(folder)
     state, ignored = _normalise_keys(state)
     config = _infer_rmt(config, state, path)
+    config, untied = _untie_differing_decoder(config, head, state, path)
+    if untied:
+        log.warning("%s", untied)
 
     model = build_model(config, head)
     if config.rmt is not None:
@@ -154,7 +173,8 @@ def load_model(folder: str | os.PathLike, head: str | None = None, config: GenaC
             raise CheckpointError(f"{path}: parameter {key} has shape {tuple(value.shape)} in the checkpoint but "
                                   f"{tuple(own[key].shape)} in the model built from config.json")
         to_load[key] = value
-    aliases = {prefix + k: prefix + v for k, v in ALIASES.items()}
+    aliases = {prefix + k: prefix + v for k, v in ALIASES.items()
+               if k != DECODER or config.ties_word_embeddings}
     for key in own:
         if key in to_load:
             continue
@@ -195,8 +215,10 @@ def save_model(model: nn.Module, folder: str | os.PathLike, head: str | None = N
     config = dataclasses.replace(config, architectures=[HEAD_ARCHITECTURES[head]],
                                  rmt=model.rmt if isinstance(model, RMT) else None)
     state = {}
+    tied = getattr(getattr(inner, "cls", None), "predictions", None) is not None and \
+        inner.cls.predictions.decoder.weight is inner.bert.embeddings.word_embeddings.weight
     for key, value in inner.state_dict().items():
-        if key in ALIASES:
+        if key in ALIASES and (key != DECODER or tied):
             continue  # tied: stored once under its twin's name
         value = value.detach().cpu()
         if dtype is not None and value.is_floating_point():

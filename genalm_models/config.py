@@ -81,6 +81,9 @@ class GenaConfig:
     id2label: dict[int, str] | None = None
     classifier_dropout: float | None = None
     architectures: list[str] | None = None
+    # MLM decoder tied to the word embeddings (HF `tie_word_embeddings`); None: absent from the file = tied.
+    # `checkpoint.load_model` sets False when a checkpoint's decoder differs from its embeddings.
+    tie_word_embeddings: bool | None = None
     # Recurrent memory; None for a plain one-segment model.
     rmt: RMTConfig | None = None
     # Keys of the source file that we do not interpret, written back as they were.
@@ -90,6 +93,11 @@ class GenaConfig:
     @property
     def use_last_layer_norm(self) -> bool:
         return self.pre_layer_norm if self.last_layer_norm is None else bool(self.last_layer_norm)
+
+    @property
+    def ties_word_embeddings(self) -> bool:
+        """Whether the MLM decoder shares the word-embedding matrix (HF default: yes, unless the key says false)."""
+        return self.tie_word_embeddings is not False
 
     @property
     def head_dim(self) -> int:
@@ -208,7 +216,7 @@ class GenaConfig:
                 continue
             value = getattr(self, f.name)
             if value is None and f.name in ("last_layer_norm", "problem_type", "id2label", "classifier_dropout",
-                                            "architectures"):
+                                            "architectures", "tie_word_embeddings"):
                 continue  # absent stays absent (last_layer_norm=None has a meaning)
             out[f.name] = value
         if self.id2label:

@@ -257,7 +257,8 @@ class GenaPreTrainedModel(nn.Module):
 
 
 class GenaPredictionHead(nn.Module):
-    """`cls.predictions`: dense + act + LayerNorm, then a decoder tied to the word embeddings."""
+    """`cls.predictions`: dense + act + LayerNorm, then a decoder tied to the word embeddings (unless the config's
+    `tie_word_embeddings` is false)."""
 
     def __init__(self, config: GenaConfig):
         super().__init__()
@@ -286,7 +287,14 @@ class GenaForMaskedLM(GenaPreTrainedModel):
         self.init_weights()
 
     def tie_weights(self) -> None:
-        self.cls.predictions.decoder.weight = self.bert.embeddings.word_embeddings.weight
+        """Share the word-embedding matrix with the decoder, unless `config.tie_word_embeddings` is false (HF
+        semantics): then the decoder keeps a matrix of its own (a copy of the embeddings if it was tied)."""
+        embeddings = self.bert.embeddings.word_embeddings.weight
+        decoder = self.cls.predictions.decoder
+        if self.config.ties_word_embeddings:
+            decoder.weight = embeddings
+        elif decoder.weight is embeddings:
+            decoder.weight = nn.Parameter(embeddings.detach().clone())
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, inputs_embeds=None,
                 labels: torch.Tensor | None = None, logits_positions: torch.Tensor | None = None) -> GenaOutput:

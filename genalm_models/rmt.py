@@ -77,6 +77,9 @@ class RMT(nn.Module):
             with torch.no_grad():
                 decoder.bias.zero_()
                 decoder.bias[: self.vocab_size] = pred.decoder.bias
+                if not self.model.config.ties_word_embeddings:  # an untied decoder keeps its rows, new ones fresh
+                    nn.init.normal_(decoder.weight, std=self.model.config.initializer_range)
+                    decoder.weight[: self.vocab_size] = pred.decoder.weight
             pred.decoder = decoder
             pred.bias = decoder.bias
             self.model.tie_weights()

@@ -400,3 +400,77 @@ def test_predict_of_a_one_label_head_gives_values_not_a_constant():
     values = np.stack(predictor.predict(["ACGTTGCAAGGCTTACGATCGATTTACG", "GGGGCCCCAAAATTTTACGTGCA" * 3]))
     assert values.shape == (2, 1)
     assert not np.allclose(values, 1.0) and abs(values[0, 0] - values[1, 0]) > 1e-4
+
+
+# ---- MLM decoder tying (HF tie_word_embeddings) ----------------------------------------------------------------
+def official_mlm_folder(folder: Path, model: GenaForMaskedLM, state: dict | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    data = model.config.to_dict()
+    data["architectures"] = ["BertForMaskedLM"]
+    (folder / "config.json").write_text(json.dumps(data))
+    torch.save(state if state is not None else official_state_dict(model), folder / "pytorch_model.bin")
+    return folder
+
+
+def test_a_decoder_that_differs_from_the_embeddings_stays_untied(tmp_path):
+    from safetensors.torch import load_file
+
+    torch.manual_seed(0)
+    model = GenaForMaskedLM(tiny_config()).eval()
+    state = official_state_dict(model)
+    decoder = torch.randn_like(state["cls.predictions.decoder.weight"]) * 0.05
+    state["cls.predictions.decoder.weight"] = decoder
+    folder = official_mlm_folder(tmp_path / "untied", model, state)
+    # what the checkpoint computes: the same weights in a model that never ties
+    reference = GenaForMaskedLM(tiny_config(tie_word_embeddings=False)).eval()
+    reference.load_state_dict({k: v for k, v in state.items() if k != "bert.embeddings.position_ids"})
+    assert reference.cls.predictions.decoder.weight is not reference.bert.embeddings.word_embeddings.weight
+
+    loaded, report = load_model(folder)
+    assert report.clean, str(report)
+    inner = loaded.cls.predictions.decoder.weight
+    assert inner is not loaded.bert.embeddings.word_embeddings.weight
+    torch.testing.assert_close(inner.detach(), decoder)
+    torch.testing.assert_close(loaded.bert.embeddings.word_embeddings.weight.detach(),
+                               state["bert.embeddings.word_embeddings.weight"])
+    assert loaded.config.tie_word_embeddings is False
+    ids = torch.randint(5, 64, (2, 15))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(ids).logits, reference(ids).logits)
+    # saved back: the decoder is written, the config says untied, and it loads again the same
+    save_model(loaded, tmp_path / "ours")
+    assert "cls.predictions.decoder.weight" in load_file(str(tmp_path / "ours" / "model.safetensors"))
+    assert json.loads((tmp_path / "ours" / "config.json").read_text())["tie_word_embeddings"] is False
+    again, report = load_model(tmp_path / "ours", strict=True)
+    with torch.no_grad():
+        torch.testing.assert_close(again.eval()(ids).logits, reference(ids).logits)
+
+
+def test_an_equal_or_absent_decoder_is_tied(tmp_path):
+    from safetensors.torch import load_file
+
+    torch.manual_seed(0)
+    model = GenaForMaskedLM(tiny_config()).eval()
+    for name, state in [("equal", official_state_dict(model)),
+                        ("absent", {k: v for k, v in official_state_dict(model).items()
+                                    if k != "cls.predictions.decoder.weight"})]:
+        loaded, report = load_model(official_mlm_folder(tmp_path / name, model, state))
+        assert report.clean, (name, str(report))
+        assert loaded.cls.predictions.decoder.weight is loaded.bert.embeddings.word_embeddings.weight
+        assert loaded.config.tie_word_embeddings is None
+        save_model(loaded, tmp_path / f"ours_{name}")
+        assert "cls.predictions.decoder.weight" not in load_file(str(tmp_path / f"ours_{name}" / "model.safetensors"))
+        assert "tie_word_embeddings" not in json.loads((tmp_path / f"ours_{name}" / "config.json").read_text())
+
+
+def test_rmt_keeps_an_untied_decoder():
+    from genalm_models.config import RMTConfig
+    from genalm_models.rmt import RMT
+
+    torch.manual_seed(0)
+    mlm = GenaForMaskedLM(tiny_config(tie_word_embeddings=False))
+    old_decoder = mlm.cls.predictions.decoder.weight.detach().clone()
+    rmt = RMT(mlm, RMTConfig(num_mem_tokens=3))
+    decoder = rmt.model.cls.predictions.decoder.weight
+    assert decoder.shape[0] == 64 + 3 and decoder is not rmt.model.bert.embeddings.word_embeddings.weight
+    torch.testing.assert_close(decoder[:64].detach(), old_decoder)
