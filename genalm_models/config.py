@@ -20,6 +20,7 @@ class ConfigError(ValueError):
 
 PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
 HIDDEN_ACTS = ("gelu", "gelu_new", "relu")
+SEGMENT_PADDINGS = ("masked", "official")
 
 
 @dataclass
@@ -35,6 +36,15 @@ class RMTConfig:
     # Truncated backpropagation: gradients flow through the memory of at most this many final segments.
     # None: full backpropagation through all segments.
     bptt_depth: int | None = None
+    # How sequence-classification segments are padded (rmt.RMT._segment_input):
+    # "masked" (ours): to the longest segment of the batch with [PAD], and the padding is masked out;
+    # "official": as the official RMTEncoderForSequenceClassification (modeling_rmt.py, pad_add_special_tokens and
+    #   get_attention_mask): every segment padded to the full input size with token id 0, which is not the pad id,
+    #   so the attention mask keeps it and the [CLS] readout attends to the padding. Used for official RMT
+    #   checkpoints (checkpoint.load_model sets it); it changes their logits by ~0.06 compared with "masked".
+    # Token-level heads are padded the masked way in both modes (the official token wrapper pads with [PAD] and
+    # masks it).
+    segment_padding: str = "masked"
 
     def validate(self, input_size: int) -> None:
         if self.num_mem_tokens < 1:
@@ -49,6 +59,9 @@ class RMTConfig:
             raise ConfigError(f"rmt.max_n_segments must be >= 1 or null, got {self.max_n_segments}")
         if self.bptt_depth is not None and self.bptt_depth < 1:
             raise ConfigError(f"rmt.bptt_depth must be >= 1 or null, got {self.bptt_depth}")
+        if self.segment_padding not in SEGMENT_PADDINGS:
+            raise ConfigError(f"rmt.segment_padding must be one of {', '.join(SEGMENT_PADDINGS)}, got "
+                              f"{self.segment_padding!r}")
 
 
 @dataclass

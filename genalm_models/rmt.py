@@ -14,6 +14,9 @@ As published for GENA-LM:
 - Truncated backpropagation (`bptt_depth=k`): the memory is detached before the last k segments, so gradients
   flow through at most k segments.
 Unlike the official code, nothing is truncated silently: more segments than `max_n_segments` is an error.
+Segments are right-padded with [PAD] and the padding is masked out; `RMTConfig.segment_padding="official"`
+reproduces the official sequence classifier instead (every segment padded to the full input size with id 0, which
+it attends to), for official RMT checkpoints.
 Under `torch.no_grad()` a segment's activations are freed before the next segment runs, so inference memory does
 not grow with the number of segments.
 """
@@ -99,13 +102,25 @@ class RMT(nn.Module):
                                  f"more than max_n_segments={limit}; raise the limit or shorten the input "
                                  "(inputs are never truncated silently)")
 
+    @property
+    def official_padding(self) -> bool:
+        """Whether segments are padded as the official RMTEncoderForSequenceClassification does (see
+        `RMTConfig.segment_padding`): only sequence-classification heads in "official" mode."""
+        return self.rmt.segment_padding == "official" and isinstance(self.model, GenaForSequenceClassification)
+
     def _segment_input(self, pieces: list[torch.Tensor], memory: torch.Tensor
                        ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Embeddings and attention mask for `[CLS] MEM [SEP] piece [SEP]`, padded to the longest piece."""
+        """Embeddings (B, W, H) and attention mask (B, W) for `[CLS] MEM [SEP] piece [SEP]`.
+
+        "masked" padding: W is the longest piece's segment, padded with [PAD] and masked out. Official padding
+        (official `pad_add_special_tokens` + `get_attention_mask`): W is the full input size, padded with id 0,
+        and the mask is `ids != pad_id`, so the id-0 padding is attended to.
+        """
         m = self.num_mem_tokens
-        width = m + 3 + max(len(p) for p in pieces)
+        official = self.official_padding
+        width = self.input_size if official else m + 3 + max(len(p) for p in pieces)
         device = memory.device
-        ids = torch.full((len(pieces), width), self.pad_id, dtype=torch.long, device=device)
+        ids = torch.full((len(pieces), width), 0 if official else self.pad_id, dtype=torch.long, device=device)
         mask = torch.zeros((len(pieces), width), dtype=torch.long, device=device)
         ids[:, 0] = self.cls_id
         ids[:, 1: m + 1] = self.mem_token_ids
@@ -114,6 +129,8 @@ class RMT(nn.Module):
             ids[row, m + 2: m + 2 + len(piece)] = piece
             ids[row, m + 2 + len(piece)] = self.sep_id
             mask[row, : m + 3 + len(piece)] = 1
+        if official:
+            mask = (ids != self.pad_id).long()
         embeds = self.model.word_embeddings(ids)
         embeds = torch.cat([embeds[:, :1], memory.to(embeds.dtype), embeds[:, m + 1:]], dim=1)
         return embeds, mask

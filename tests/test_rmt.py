@@ -1,6 +1,9 @@
 """The recurrent-memory wrapper: segmentation, equivalence with the backbone, memory use, truncated BPTT."""
+import math
+
 import pytest
 import torch
+import torch.nn.functional as F
 
 from bench.peak_memory import run_probe
 
@@ -79,6 +82,77 @@ def test_batch_right_alignment_gives_same_result_as_alone():
                     torch.testing.assert_close(together[i], alone[0], atol=1e-5, rtol=1e-5)
                 else:
                     torch.testing.assert_close(together[i, :n], alone[0], atol=1e-5, rtol=1e-5)
+
+
+def official_rmt_sequence_logits(rmt: RMT, batch_ids: torch.Tensor) -> torch.Tensor:
+    """The official RMTEncoderForSequenceClassification.forward, re-implemented here from reading the official
+    src/gena_lm/modeling_rmt.py (pad_and_segment, pad_add_special_tokens, get_attention_mask, the segment loop)
+    around the backbone `rmt.model`: strip [PAD]/[CLS]/[SEP], torch.chunk into ceil(n / segment size) pieces, each
+    `[CLS] MEM [SEP] piece [SEP]` padded to the input size by F.pad (value 0), mask = ids != pad id, segments
+    right-aligned across the batch, memory written into the input embeddings and read from the last hidden states.
+
+    batch_ids: (B, L) `[CLS] tokens [SEP] [PAD]...`, as the official datasets give them. Returns the last segment's
+    logits (B, C).
+    """
+    backbone, m = rmt.model, rmt.num_mem_tokens
+    cls, sep, pad, size = rmt.cls_id, rmt.sep_id, rmt.pad_id, rmt.input_size
+    mem_ids = torch.arange(backbone.config.vocab_size, backbone.config.vocab_size + m)
+    per_sample = []
+    for seq in batch_ids:
+        seq = seq[(seq != pad) & (seq != cls) & (seq != sep)]
+        segments = []
+        for piece in torch.chunk(seq, math.ceil(len(seq) / (size - m - 3))):
+            segment = torch.cat([torch.tensor([cls]), mem_ids, torch.tensor([sep]), piece, torch.tensor([sep])])
+            segments.append(F.pad(segment, (0, size - len(segment))))
+        per_sample.append(segments)
+    steps = max(len(s) for s in per_sample)
+    memory = backbone.word_embeddings(mem_ids)[None].repeat(len(per_sample), 1, 1)
+    for step in range(steps):
+        present = torch.tensor([step >= steps - len(s) for s in per_sample])
+        ids = torch.stack([s[step - (steps - len(s))] for s, here in zip(per_sample, present) if here])
+        attention = torch.ones_like(ids)
+        attention[ids == pad] = 0
+        embeds = backbone.word_embeddings(ids)
+        embeds[:, 1: m + 1] = memory[present]
+        out = backbone(inputs_embeds=embeds, attention_mask=attention, token_type_ids=torch.zeros_like(ids))
+        memory[present] = out.hidden_states[:, 1: m + 1]
+    return out.logits
+
+
+def test_official_segment_padding_matches_the_official_forward():
+    cfg = tiny_config(num_labels=2, initializer_range=0.2)
+    torch.manual_seed(0)
+    model = GenaForSequenceClassification(cfg)
+    official = RMT(model, RMTConfig(num_mem_tokens=4, segment_padding="official")).eval()
+    masked = RMT(model, RMTConfig(num_mem_tokens=4), extend_embeddings=False).eval()  # the same weights
+    lengths = [95, 20, 60, 33]  # 3 segments of 32/32/31, one short segment, 2 of 30, one full segment
+    content = torch.full((4, 95), cfg.pad_token_id)
+    mask = torch.zeros(4, 95, dtype=torch.long)
+    as_official = torch.full((4, 97), cfg.pad_token_id)  # [CLS] tokens [SEP] [PAD]...
+    for i, n in enumerate(lengths):
+        content[i, :n] = torch.randint(5, 64, (n,))
+        mask[i, :n] = 1
+        as_official[i, : n + 2] = torch.cat([torch.tensor([1]), content[i, :n], torch.tensor([2])])
+    with torch.no_grad():
+        reference = official_rmt_sequence_logits(official, as_official)
+        ours = official(content, mask).logits
+        ours_masked = masked(content, mask).logits
+    torch.testing.assert_close(ours, reference, atol=1e-5, rtol=1e-5)
+    # the two paddings differ visibly: the comparison above is not vacuous
+    assert (ours_masked - reference).abs().max() > 1e-3
+    # token-level heads are padded the masked way in both modes (the official token wrapper masks [PAD])
+    token = GenaForTokenClassification(cfg)
+    a = RMT(token, RMTConfig(num_mem_tokens=4, segment_padding="official")).eval()
+    b = RMT(token, RMTConfig(num_mem_tokens=4), extend_embeddings=False).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(a(content, mask).logits, b(content, mask).logits)
+
+
+def test_segment_padding_is_validated():
+    from genalm_models.config import ConfigError
+
+    with pytest.raises(ConfigError, match="segment_padding"):
+        RMT(GenaForSequenceClassification(tiny_config()), RMTConfig(segment_padding="zeros"))
 
 
 def test_no_silent_truncation():
