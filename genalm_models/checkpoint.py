@@ -2,11 +2,19 @@
 
 Weights are read from `model.safetensors` or, for official hub folders, `pytorch_model.bin` (a pickle: loaded with
 `torch.load(weights_only=True)`, which refuses anything but tensors). We always write safetensors. Parameter names
-are the official ones (`bert.encoder.layer.0.pre_attention_ln.weight`, ...); RMT checkpoints carry the backbone
-under `model.` and memory-token rows appended to the word embeddings.
+are the official ones (`bert.encoder.layer.0.pre_attention_ln.weight`, ...).
 
-Missing and unexpected parameters are never ignored silently: `load_model` returns a `LoadReport` and logs it, and
-`strict=True` turns any mismatch into an error.
+Official RMT checkpoints (the state_dict of the official `modeling_rmt.RMTEncoderFor*` wrapper, as its training
+scripts save it under `model_state_dict`) carry the backbone under `model.`, the m memory-token rows appended to
+the word embeddings, the buffers `mem_token_ids`, `cls_token`, `sep_token`, and the word embeddings a second time
+as `model.embeddings.weight`; their config.json has no `rmt` section. They load as our `RMT` with the memory tokens
+of the checkpoint and the official segment padding (`RMTConfig.segment_padding="official"`).
+
+Missing and unexpected parameters are never ignored silently: a parameter of the model that the checkpoint lacks
+(it would stay randomly initialised) is a `CheckpointError` unless the caller allows it (`allow_missing`: a new
+classifier head when fine-tuning starts from a backbone); so is an unused checkpoint parameter (`allow_unexpected`),
+except the heads a model leaves aside by design (`UNUSED_BY_HEAD`). `strict=True` refuses any mismatch at all.
+`load_model` returns a `LoadReport` and logs it.
 """
 from __future__ import annotations
 
@@ -15,6 +23,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import torch
 from safetensors.torch import load_file
@@ -36,6 +45,20 @@ IGNORED_KEYS = ("bert.embeddings.position_ids",)
 ALIASES = {"cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
            "cls.predictions.decoder.bias": "cls.predictions.bias"}
 DECODER, EMBEDDINGS = "cls.predictions.decoder.weight", "bert.embeddings.word_embeddings.weight"
+# What the official RMT wrapper (modeling_rmt.py: extract_special_tokens, extend_word_embeddings) keeps in its
+# state_dict besides `model.*`: three buffers, and the word-embedding module a second time under the wrapped model's
+# `embeddings` attribute.
+RMT_BUFFERS = ("mem_token_ids", "cls_token", "sep_token")
+RMT_EMBEDDINGS_ALIAS = "embeddings.weight"
+# Checkpoint parameters a head leaves unused by design (HF/official `_keys_to_ignore_on_load_unexpected`: the pooler
+# for MLM and token heads; the NSP head of BertForPreTraining checkpoints read as MLM; every pretraining head when
+# only the backbone is read). Names in official backbone naming (no RMT `model.` prefix).
+UNUSED_BY_HEAD = {
+    "mlm": ("bert.pooler.", "cls.seq_relationship."),
+    "sequence_classification": (),
+    "token_classification": ("bert.pooler.",),
+    "embedding": ("bert.pooler.", "cls."),
+}
 
 
 class CheckpointError(ValueError):
@@ -47,7 +70,8 @@ class LoadReport:
     source: str
     missing: list[str] = field(default_factory=list)      # in the model, not in the file: freshly initialised
     unexpected: list[str] = field(default_factory=list)   # in the file, not used by the model
-    ignored: list[str] = field(default_factory=list)      # known non-parameters (position_ids buffers)
+    ignored: list[str] = field(default_factory=list)      # known non-parameters (position_ids, RMT buffers)
+    notes: list[str] = field(default_factory=list)        # how the checkpoint was read (official RMT, untied decoder)
 
     @property
     def clean(self) -> bool:
@@ -55,6 +79,7 @@ class LoadReport:
 
     def __str__(self) -> str:
         lines = [f"loaded {self.source}"]
+        lines += [f"  {note}" for note in self.notes]
         if self.missing:
             lines.append(f"  newly initialised (not in checkpoint): {', '.join(self.missing)}")
         if self.unexpected:
@@ -75,6 +100,12 @@ def read_state_dict(folder: str | os.PathLike) -> tuple[dict[str, torch.Tensor],
                 raise CheckpointError(f"{path}: cannot be loaded safely as plain tensors ({err})") from None
             if not isinstance(state, dict):
                 raise CheckpointError(f"{path}: expected a dict of tensors, got {type(state).__name__}")
+            if isinstance(state.get("model_state_dict"), dict):
+                # the official training scripts' checkpoints: {"model_state_dict": ..., "optimizer_state_dict": ...}
+                state = state["model_state_dict"]
+            bad = next((k for k, v in state.items() if not isinstance(v, torch.Tensor)), None)
+            if bad is not None:
+                raise CheckpointError(f"{path}: entry {bad!r} is a {type(state[bad]).__name__}, not a tensor")
             return state, path
     raise CheckpointError(f"{folder}: no weights found (looked for {', '.join(WEIGHT_FILES)})")
 
@@ -97,28 +128,98 @@ def head_from_config(config: GenaConfig) -> str:
     return "mlm"
 
 
-def _normalise_keys(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """Strip an RMT `model.` prefix and drop known non-parameters; keep aliases consistent."""
-    if state and all(k.startswith("model.") for k in state):
-        state = {k[len("model."):]: v for k, v in state.items()}
-    ignored = [k for k in state if k in IGNORED_KEYS]
+def _short(names: list[str], limit: int = 8) -> str:
+    return ", ".join(names[:limit]) + (f" ... ({len(names) - limit} more)" if len(names) > limit else "")
+
+
+def _normalise_keys(state: dict[str, torch.Tensor], path: Path
+                    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], list[str]]:
+    """Unwrap an official RMT state_dict and drop known non-parameters.
+
+    Returns (backbone state in official names, the official RMT buffers found, ignored names). Keys under `model.`
+    lose the prefix; `model.embeddings.weight` (the official wrapper's second name of the word embeddings) is
+    dropped when it equals them (CheckpointError when it does not); other keys beside `model.*` stay, and are
+    reported unused unless they are the wrapper's buffers.
+    """
+    buffers: dict[str, torch.Tensor] = {}
+    ignored: list[str] = []
+    if any(k.startswith("model.") for k in state):
+        inner = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+        buffers = {k: v for k, v in state.items() if k in RMT_BUFFERS}
+        ignored += list(buffers)
+        stray = {k: v for k, v in state.items() if not k.startswith("model.") and k not in RMT_BUFFERS}
+        alias = inner.pop(RMT_EMBEDDINGS_ALIAS, None)
+        if alias is not None:
+            ignored.append("model." + RMT_EMBEDDINGS_ALIAS)
+            own = inner.setdefault(EMBEDDINGS, alias)
+            if own is not alias and not (own.shape == alias.shape and torch.equal(own, alias)):
+                raise CheckpointError(f"{path}: model.{RMT_EMBEDDINGS_ALIAS} differs from model.{EMBEDDINGS} (the "
+                                      "official RMT wrapper stores one matrix under both names)")
+        clash = [k for k in stray if k in inner]
+        if clash:
+            raise CheckpointError(f"{path}: parameters both with and without the RMT `model.` prefix: "
+                                  f"{_short(clash)}")
+        state = {**inner, **stray}
+    ignored += [k for k in state if k in IGNORED_KEYS]
     state = {k: v for k, v in state.items() if k not in IGNORED_KEYS}
-    return state, ignored
+    return state, buffers, ignored
 
 
-def _infer_rmt(config: GenaConfig, state: dict[str, torch.Tensor], path: Path) -> GenaConfig:
-    """Official RMT checkpoints append the m memory-token rows to the word embeddings but their config.json has no
-    `rmt` section: recognise them by the extra rows."""
-    emb = state.get("bert.embeddings.word_embeddings.weight")
-    if config.rmt is not None or emb is None or emb.shape[0] <= config.vocab_size:
-        return config
-    extra = emb.shape[0] - config.vocab_size
-    log.warning("%s: %d word-embedding rows beyond the vocabulary of %d: loading as an RMT model with %d memory "
-                "tokens", path, extra, config.vocab_size, extra)
-    return config.replace(rmt=RMTConfig(num_mem_tokens=extra))
+def _head_from_weights(state: dict[str, torch.Tensor]) -> str | None:
+    """The head the weights were saved from: an MLM head if they have one; else a classifier with a pooler is a
+    sequence head, one without a token head (BertForTokenClassification has no pooler). None: only a backbone."""
+    if any(k.startswith("cls.predictions.") for k in state):
+        return "mlm"
+    if "classifier.weight" in state:
+        return "sequence_classification" if "bert.pooler.dense.weight" in state else "token_classification"
+    return None
 
 
-def _untie_differing_decoder(config: GenaConfig, head: str, state: dict[str, torch.Tensor], path: Path
+def _infer_rmt(config: GenaConfig, state: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], path: Path
+               ) -> tuple[GenaConfig, dict[str, int], str | None]:
+    """Recognise an official RMT checkpoint (config.json without an `rmt` section): by its `mem_token_ids` buffer,
+    or by word-embedding rows beyond the vocabulary. Returns the config with an `rmt` section (official segment
+    padding), the wrapper's [CLS]/[SEP] ids, and a note; the config unchanged when it is not one.
+
+    HF's resize_token_embeddings, which the official wrapper calls, also raises the model config's vocab_size to
+    vocab + m: a config.json saved from that model is read back with the vocabulary before the memory tokens.
+    """
+    if config.rmt is not None:
+        return config, {}, None
+    emb = state.get(EMBEDDINGS)
+    rows = None if emb is None else emb.shape[0]
+    if "mem_token_ids" in buffers:
+        mem = [int(i) for i in buffers["mem_token_ids"].flatten().tolist()]
+        m, first = len(mem), (mem[0] if mem else 0)
+        if not mem or mem != list(range(first, first + m)):
+            raise CheckpointError(f"{path}: mem_token_ids {mem} are not consecutive token ids")
+        if rows is not None and rows != first + m:
+            raise CheckpointError(f"{path}: mem_token_ids end at id {first + m - 1} but the word embeddings have "
+                                  f"{rows} rows")
+        if config.vocab_size == first + m:
+            config = config.replace(vocab_size=first)
+        elif config.vocab_size != first:
+            raise CheckpointError(f"{path}: the memory tokens start at id {first} but config.json has vocab_size "
+                                  f"{config.vocab_size}")
+    elif rows is not None and rows > config.vocab_size:
+        m = rows - config.vocab_size
+    else:
+        return config, {}, None
+    ids = {name: int(buffers[key].flatten()[0]) for name, key in (("cls_id", "cls_token"), ("sep_id", "sep_token"))
+           if key in buffers}
+    note = (f"official RMT checkpoint: {m} memory tokens (their embeddings from the checkpoint), segments padded as "
+            "the official RMT sequence classifier (rmt.segment_padding: official)")
+    return config.replace(rmt=RMTConfig(num_mem_tokens=m, segment_padding="official")), ids, note
+
+
+def _allowed(name: str, allowance: bool | str | Sequence[str]) -> bool:
+    if isinstance(allowance, bool):
+        return allowance
+    prefixes = (allowance,) if isinstance(allowance, str) else tuple(allowance)
+    return name.startswith(prefixes) if prefixes else False
+
+
+def _untie_differing_decoder(config: GenaConfig, head: str, state: dict[str, torch.Tensor]
                              ) -> tuple[GenaConfig, str | None]:
     """A checkpoint whose MLM decoder differs from its word embeddings was trained untied: keep it untied
     (`tie_word_embeddings: false`, as HF) instead of replacing the decoder by the embeddings. Equal or absent: tied."""
@@ -127,19 +228,31 @@ def _untie_differing_decoder(config: GenaConfig, head: str, state: dict[str, tor
         return config, None
     if decoder.shape == embeddings.shape and torch.equal(decoder, embeddings):
         return config, None
-    note = (f"{path}: {DECODER} differs from {EMBEDDINGS}: the decoder is kept untied "
-            "(tie_word_embeddings: false)")
+    note = f"{DECODER} differs from {EMBEDDINGS}: the decoder is kept untied (tie_word_embeddings: false)"
     return config.replace(tie_word_embeddings=False), note
 
 
 def load_model(folder: str | os.PathLike, head: str | None = None, config: GenaConfig | None = None,
-               strict: bool = False, num_labels: int | None = None) -> tuple[nn.Module, LoadReport]:
+               strict: bool = False, num_labels: int | None = None, *,
+               allow_missing: bool | Sequence[str] = False,
+               allow_unexpected: bool | Sequence[str] = False) -> tuple[nn.Module, LoadReport]:
     """Build the model described by `folder/config.json` and load its weights.
 
     head: "mlm", "sequence_classification", "token_classification" or "embedding"; default from the config's
-    `architectures`. Loading a pretrained MLM folder with a classification head is how fine-tuning starts: the
-    head's parameters are then reported as newly initialised. Returns the model (an `RMT` when the config has an
-    `rmt` section) and the report.
+    `architectures`, or from the weights when those name another head (the official configs say BertForMaskedLM
+    even beside a fine-tuned classifier). config: used instead of `folder/config.json`; num_labels: a classifier
+    of this many outputs (fine-tuning).
+
+    allow_missing: model parameters the checkpoint may lack (they stay randomly initialised) - True for any, or
+    name prefixes in official backbone naming (no RMT `model.` prefix), e.g. ("classifier.", "bert.pooler.") when
+    fine-tuning starts from a pretrained backbone. allow_unexpected: likewise for checkpoint parameters the model
+    does not use, beyond those its head leaves aside by design (`UNUSED_BY_HEAD`: pooler, pretraining heads).
+    strict: no missing and no unused parameters at all, whatever is allowed.
+
+    Returns the model (an `RMT` when the config has an `rmt` section or the checkpoint is an official RMT one, see
+    the module docstring) and the `LoadReport` (logged when not clean). Raises CheckpointError (one line naming the
+    weights file) for a missing folder or weights, parameters missing or unused beyond what is allowed, a shape
+    that differs from config.json, or an inconsistent official RMT checkpoint; ConfigError for a bad config.json.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -147,23 +260,34 @@ def load_model(folder: str | os.PathLike, head: str | None = None, config: GenaC
     config = config or GenaConfig.from_json(folder / "config.json")
     if num_labels is not None and num_labels != config.num_labels:
         config = config.replace(num_labels=num_labels, id2label=None)
-    head = head or head_from_config(config)
     state, path = read_state_dict(folder)
-    state, ignored = _normalise_keys(state)
-    config = _infer_rmt(config, state, path)
-    config, untied = _untie_differing_decoder(config, head, state, path)
+    state, buffers, ignored = _normalise_keys(state, path)
+    report = LoadReport(source=str(path), ignored=ignored)
+    if head is None:
+        head = head_from_config(config)
+        saved = _head_from_weights(state)
+        if head == "mlm" and saved in ("sequence_classification", "token_classification"):
+            # the official configs (data/configs/*.json) name BertForMaskedLM whatever was fine-tuned from them
+            report.notes.append(f"weights of a {saved} head without an MLM head (config.json's architectures say "
+                                f"{head}): loaded as {saved}")
+            head = saved
+    if head not in UNUSED_BY_HEAD:
+        raise CheckpointError(f"{path}: unknown head {head!r}; choose one of {', '.join(UNUSED_BY_HEAD)}")
+    config, special_ids, note = _infer_rmt(config, state, buffers, path)
+    if note:
+        report.notes.append(note)
+    config, untied = _untie_differing_decoder(config, head, state)
     if untied:
-        log.warning("%s", untied)
+        report.notes.append(untied)
 
     model = build_model(config, head)
     if config.rmt is not None:
-        model = RMT(model, config.rmt)
+        model = RMT(model, config.rmt, **special_ids)
         state = {f"model.{k}": v for k, v in state.items()}
         prefix = "model."
     else:
         prefix = ""
     own = model.state_dict()
-    report = LoadReport(source=str(path), ignored=ignored)
     to_load = {}
     for key, value in state.items():
         if key not in own:
@@ -186,9 +310,27 @@ def load_model(folder: str | os.PathLike, head: str | None = None, config: GenaC
         model.model.tie_weights()
     else:
         model.tie_weights()
+
+    def bare(name: str) -> str:
+        return name[len(prefix):] if prefix and name.startswith(prefix) else name
+
     if strict and not report.clean:
-        raise CheckpointError(str(report))
-    if not report.clean:
+        raise CheckpointError(f"{path}: strict load of the {head} model: " + "; ".join(
+            part for part in (report.missing and f"newly initialised (not in checkpoint): {_short(report.missing)}",
+                              report.unexpected and f"unused checkpoint parameters: {_short(report.unexpected)}")
+            if part))
+    missing = [k for k in report.missing if not _allowed(bare(k), allow_missing)]
+    if missing:
+        raise CheckpointError(f"{path}: {len(missing)} parameter(s) of the {head} model are not in the checkpoint "
+                              f"and would stay randomly initialised: {_short(missing)} (pass allow_missing= to "
+                              "load_model when that is intended, e.g. a new classifier head)")
+    unused = [k for k in report.unexpected
+              if not (_allowed(bare(k), allow_unexpected) or bare(k).startswith(UNUSED_BY_HEAD[head]))]
+    if unused:
+        raise CheckpointError(f"{path}: {len(unused)} checkpoint parameter(s) are not used by the {head} model: "
+                              f"{_short(unused)} (wrong head or config.json? pass allow_unexpected= to load_model "
+                              "when that is intended)")
+    if not report.clean or report.notes:
         log.warning("%s", report)
     return model, report
 

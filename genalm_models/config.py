@@ -237,6 +237,8 @@ class GenaConfig:
             out["label2id"] = {v: int(k) for k, v in self.id2label.items()}
         if self.rmt is not None:
             out["rmt"] = dataclasses.asdict(self.rmt)
+            if self.rmt.segment_padding == "masked":
+                del out["rmt"]["segment_padding"]  # the default: files written before the option stay the same
         return out
 
     @classmethod

@@ -200,16 +200,47 @@ def test_official_checkpoint_folder_round_trip(tmp_path, head):
         torch.testing.assert_close(again.eval()(ids).hidden_states, model(ids).hidden_states)
 
 
-def test_missing_and_unexpected_parameters_are_reported(tmp_path):
+def test_missing_and_unexpected_parameters_are_errors_unless_allowed(tmp_path):
     cfg = tiny_config()
     mlm = GenaForMaskedLM(cfg)
     save_model(mlm, tmp_path)
     # a pretrained MLM folder loaded for fine-tuning: the classifier and pooler are new, the MLM head is unused
-    model, report = load_model(tmp_path, head="sequence_classification")
+    with pytest.raises(CheckpointError, match=rf"^{tmp_path}/model.safetensors: 4 parameter\(s\) of the "
+                                              r"sequence_classification model are not in the checkpoint .*classifier"):
+        load_model(tmp_path, head="sequence_classification")
+    with pytest.raises(CheckpointError, match="not used by the sequence_classification model: cls.predictions"):
+        load_model(tmp_path, head="sequence_classification", allow_missing=("classifier.", "bert.pooler."))
+    model, report = load_model(tmp_path, head="sequence_classification", allow_missing=("classifier.", "bert.pooler."),
+                               allow_unexpected=("cls.",))
     assert {"classifier.weight", "bert.pooler.dense.weight"} <= set(report.missing)
     assert "cls.predictions.transform.dense.weight" in report.unexpected
+    model, report = load_model(tmp_path, head="sequence_classification", allow_missing=True, allow_unexpected=True)
+    assert not report.clean
     with pytest.raises(CheckpointError, match="newly initialised"):
-        load_model(tmp_path, head="sequence_classification", strict=True)
+        load_model(tmp_path, head="sequence_classification", strict=True, allow_missing=True, allow_unexpected=True)
+    # the embedding head reads the MLM folder's backbone: its unused MLM head is no error
+    model, report = load_model(tmp_path, head="embedding")
+    assert not report.missing and all(k.startswith("cls.predictions.") for k in report.unexpected)
+
+
+def test_a_checkpoint_lacking_backbone_weights_is_an_error(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    model = GenaForSequenceClassification(tiny_config())
+    save_model(model, tmp_path)
+    state = load_file(str(tmp_path / "model.safetensors"))
+    save_file({k: v for k, v in state.items() if ".layer.1." not in k}, str(tmp_path / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=r"model.safetensors: 16 parameter\(s\) .* randomly initialised: "
+                                              r"bert.encoder.layer.1."):
+        load_model(tmp_path)
+    loaded, report = load_model(tmp_path, allow_missing=True)  # asked for explicitly: loads, and says so
+    assert len(report.missing) == 16
+    # checkpoint parameters the model does not have (another head, another config) are errors too
+    save_file({**state, "bert.encoder.layer.9.output.dense.weight": torch.zeros(3)}, str(tmp_path / "model.safetensors"))
+    with pytest.raises(CheckpointError, match="not used by the sequence_classification model: "
+                                              "bert.encoder.layer.9.output.dense.weight"):
+        load_model(tmp_path)
+    load_model(tmp_path, allow_unexpected=("bert.encoder.layer.9.",))
 
 
 class NotATensor:
@@ -264,22 +295,135 @@ def test_saving_the_same_weights_gives_the_same_bytes(tmp_path):
 
 
 def test_official_rmt_checkpoint_with_model_prefix_loads(tmp_path):
-    """Official RMT checkpoints: backbone under `model.`, vocab + m embedding rows, no rmt key in config.json."""
+    """RMT checkpoints with only `model.*` keys: backbone under `model.`, vocab + m embedding rows, no rmt key in
+    config.json. Loaded as an official RMT (official segment padding)."""
     from genalm_models.config import RMTConfig
     from genalm_models.rmt import RMT
 
     cfg = tiny_config(num_labels=2)
-    rmt = RMT(GenaForSequenceClassification(cfg), RMTConfig(num_mem_tokens=5)).eval()
+    rmt = RMT(GenaForSequenceClassification(cfg), RMTConfig(num_mem_tokens=5, segment_padding="official")).eval()
     data = cfg.to_dict()
     data["architectures"] = ["BertForSequenceClassification"]
     (tmp_path / "config.json").write_text(json.dumps(data))
     torch.save({k: v.clone() for k, v in rmt.state_dict().items()}, tmp_path / "pytorch_model.bin")
     loaded, report = load_model(tmp_path)
-    assert isinstance(loaded, RMT) and loaded.num_mem_tokens == 5
+    assert isinstance(loaded, RMT) and loaded.num_mem_tokens == 5 and loaded.rmt.segment_padding == "official"
     assert report.clean, str(report)
     ids = torch.randint(5, 64, (1, 150))
     with torch.no_grad():
         torch.testing.assert_close(loaded.eval()(ids).logits, rmt(ids).logits)
+
+
+# ---- official RMT checkpoints (the official modeling_rmt.py wrapper's state_dict) -----------------------------------
+def official_rmt_state(rmt) -> dict:
+    """What the state_dict of the official RMT wrapper (modeling_rmt.RMTEncoderFor*) holds for the same weights: the
+    wrapped model under `model.` (position_ids buffer included), the word embeddings a second time as
+    `model.embeddings.weight` (extend_word_embeddings assigns the module to the model's `embeddings` attribute), and
+    the buffers mem_token_ids, cls_token, sep_token."""
+    state = {f"model.{k}": v for k, v in official_state_dict(rmt.model).items()}
+    state["model.embeddings.weight"] = state["model.bert.embeddings.word_embeddings.weight"].clone()
+    state["mem_token_ids"] = rmt.mem_token_ids.clone()
+    state["cls_token"], state["sep_token"] = torch.tensor([rmt.cls_id]), torch.tensor([rmt.sep_id])
+    return state
+
+
+def write_official_rmt_folder(folder: Path, rmt, architectures=("BertForMaskedLM",), wrap=False, **config) -> Path:
+    """config.json as the official configs have it (no rmt, no num_labels; architectures BertForMaskedLM as in
+    data/configs/*.json), pytorch_model.bin holding the wrapper's state_dict (`wrap`: inside the official training
+    scripts' checkpoint dict, {"model_state_dict": ..., "iteration": ...})."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = {k: v for k, v in rmt.model.config.to_dict().items() if k not in ("num_labels", "id2label", "label2id")}
+    data.update(architectures=list(architectures), **config)
+    (folder / "config.json").write_text(json.dumps(data))
+    state = official_rmt_state(rmt)
+    torch.save({"model_state_dict": state, "iteration": 1000} if wrap else state, folder / "pytorch_model.bin")
+    return folder
+
+
+@pytest.mark.parametrize("wrap", [False, True])
+def test_official_rmt_sequence_checkpoint_loads_as_rmt(tmp_path, wrap):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_rmt import official_rmt_sequence_logits
+
+    from genalm_models.config import RMTConfig
+    from genalm_models.rmt import RMT
+
+    torch.manual_seed(0)
+    cfg = tiny_config(num_labels=2, initializer_range=0.2)
+    source = RMT(GenaForSequenceClassification(cfg), RMTConfig(num_mem_tokens=5, segment_padding="official")).eval()
+    randomise_norms(source)
+    folder = write_official_rmt_folder(tmp_path / "official", source, wrap=wrap)
+    loaded, report = load_model(folder)
+    assert report.clean, str(report)
+    assert isinstance(loaded, RMT) and isinstance(loaded.model, GenaForSequenceClassification)
+    assert loaded.num_mem_tokens == 5 and loaded.rmt.segment_padding == "official"
+    assert {"mem_token_ids", "cls_token", "sep_token", "model.embeddings.weight"} <= set(report.ignored)
+    # the memory tokens are the checkpoint's, not fresh rows
+    torch.testing.assert_close(loaded.model.word_embeddings.weight[64:], source.model.word_embeddings.weight[64:])
+    content = torch.randint(5, 64, (2, 150))
+    content[1, 70:] = cfg.pad_token_id
+    mask = (content != cfg.pad_token_id).long()
+    as_official = torch.full((2, 152), cfg.pad_token_id)
+    as_official[0] = torch.cat([torch.tensor([1]), content[0], torch.tensor([2])])
+    as_official[1, :72] = torch.cat([torch.tensor([1]), content[1, :70], torch.tensor([2])])
+    with torch.no_grad():
+        ours = loaded.eval()(content, mask).logits
+        torch.testing.assert_close(ours, official_rmt_sequence_logits(source, as_official), atol=1e-5, rtol=1e-5)
+    # saved in our format and read back: still the official padding
+    save_model(loaded, tmp_path / "ours")
+    again, report = load_model(tmp_path / "ours", strict=True)
+    assert again.rmt.segment_padding == "official"
+    with torch.no_grad():
+        torch.testing.assert_close(again.eval()(content, mask).logits, ours)
+
+
+@pytest.mark.parametrize("head", ["token_classification", "mlm"])
+def test_official_rmt_token_and_mlm_checkpoints_load_as_rmt(tmp_path, head):
+    from genalm_models.config import RMTConfig
+    from genalm_models.rmt import RMT
+
+    torch.manual_seed(0)
+    cfg = tiny_config(num_labels=2, problem_type="multi_label_classification" if head != "mlm" else None)
+    source = RMT(build_model(cfg, head), RMTConfig(num_mem_tokens=4)).eval()
+    folder = write_official_rmt_folder(tmp_path / head, source, architectures=(), num_labels=2,
+                                       **({"problem_type": "multi_label_classification"} if head != "mlm" else {}))
+    loaded, report = load_model(folder)
+    assert report.clean, str(report)
+    assert isinstance(loaded, RMT) and type(loaded.model) is type(source.model)
+    ids = torch.randint(5, 64, (2, 130))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(ids).logits, source(ids).logits)
+
+
+def test_official_rmt_checkpoint_with_the_resized_vocab_in_its_config(tmp_path):
+    """HF's resize_token_embeddings (called by the official wrapper) raises vocab_size to vocab + m: a config saved
+    from that model says 64 + 4; mem_token_ids say where the memory tokens start."""
+    from genalm_models.config import RMTConfig
+    from genalm_models.rmt import RMT
+
+    source = RMT(GenaForSequenceClassification(tiny_config()), RMTConfig(num_mem_tokens=4)).eval()
+    folder = write_official_rmt_folder(tmp_path / "resized", source, vocab_size=68)
+    loaded, report = load_model(folder, head="sequence_classification")
+    assert report.clean and loaded.model.config.vocab_size == 64 and loaded.num_mem_tokens == 4
+    # inconsistent buffers fail loudly
+    state = torch.load(folder / "pytorch_model.bin", weights_only=True)
+    state["mem_token_ids"] = torch.tensor([64, 65, 67, 66])
+    torch.save(state, folder / "pytorch_model.bin")
+    with pytest.raises(CheckpointError, match="pytorch_model.bin: mem_token_ids .* not consecutive"):
+        load_model(folder)
+
+
+def test_an_official_rmt_checkpoint_under_the_wrong_head_fails_loudly(tmp_path):
+    from genalm_models.config import RMTConfig
+    from genalm_models.rmt import RMT
+
+    source = RMT(GenaForSequenceClassification(tiny_config()), RMTConfig(num_mem_tokens=4)).eval()
+    folder = write_official_rmt_folder(tmp_path / "rmt", source)
+    with pytest.raises(CheckpointError, match="pytorch_model.bin: 6 parameter.* of the mlm model are not in the "
+                                              "checkpoint .*: model.cls.predictions"):
+        load_model(folder, head="mlm")
 
 
 def test_fused_attention_equals_eager_attention():

@@ -84,6 +84,11 @@ def build_task(cfg: RunConfig):
     return make_task(cfg.data.task, cfg.data.args, seed=cfg.train.seed)
 
 
+# Parameters a head may start without when it is initialised from another head's checkpoint (official names).
+FRESH_HEAD_PARAMETERS = {"sequence_classification": ("classifier.", "bert.pooler."),
+                         "token_classification": ("classifier.",)}
+
+
 def build_model_and_tokenizer(cfg: RunConfig, task, log) -> tuple[torch.nn.Module, GenaTokenizer]:
     m = cfg.model
     init_from = resolve_model_folder(m.init_from) if m.init_from else None
@@ -93,8 +98,11 @@ def build_model_and_tokenizer(cfg: RunConfig, task, log) -> tuple[torch.nn.Modul
         head_fields = dict(num_labels=len(task.labels), problem_type=task.problem_type,
                            id2label=dict(enumerate(task.labels)))
     if init_from:
-        # the load report (new head, unused MLM head) is logged by load_model as a warning
-        model, _ = load_model(init_from, head=m.head, num_labels=head_fields.get("num_labels"))
+        # fine-tuning from a pretrained backbone: the new head may be missing from it and its MLM head unused (the
+        # load report saying so is logged by load_model as a warning); anything else missing is an error
+        new_head = FRESH_HEAD_PARAMETERS.get(m.head, ())
+        model, _ = load_model(init_from, head=m.head, num_labels=head_fields.get("num_labels"),
+                              allow_missing=new_head, allow_unexpected=("cls.",) if new_head else ())
         if head_fields:
             inner = unwrap(model)
             inner.config = inner.config.replace(**head_fields)
