@@ -236,7 +236,8 @@ def test_a_checkpoint_lacking_backbone_weights_is_an_error(tmp_path):
     loaded, report = load_model(tmp_path, allow_missing=True)  # asked for explicitly: loads, and says so
     assert len(report.missing) == 16
     # checkpoint parameters the model does not have (another head, another config) are errors too
-    save_file({**state, "bert.encoder.layer.9.output.dense.weight": torch.zeros(3)}, str(tmp_path / "model.safetensors"))
+    save_file({**state, "bert.encoder.layer.9.output.dense.weight": torch.zeros(3)},
+              str(tmp_path / "model.safetensors"))
     with pytest.raises(CheckpointError, match="not used by the sequence_classification model: "
                                               "bert.encoder.layer.9.output.dense.weight"):
         load_model(tmp_path)
