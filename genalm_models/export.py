@@ -585,7 +585,7 @@ def _write_expectation(plan: Plan, folder: Path) -> str:
     """Predictions of the exported (fp16-rounded) weights on the examples, as `kipoi test -o` writes them."""
     import numpy as np
     from kipoi_genalm import kipoi_compat
-    from kipoi_genalm.adapter import FolderModel, PredictOptions
+    from kipoi_genalm.adapter import FolderModel, PredictOptions, kipoi_outputs
     from kipoi_genalm.folder import md5_file
 
     kipoi_compat.apply()
@@ -593,7 +593,8 @@ def _write_expectation(plan: Plan, folder: Path) -> str:
 
     inputs = _example_inputs(plan, folder)
     options = PredictOptions(max_tokens=plan.max_tokens)
-    preds = FolderModel(folder, options).predict(inputs)
+    runner = FolderModel(folder, options)
+    preds = kipoi_outputs(runner.info, runner.predict(inputs))
     path = folder / EXPECT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     # chunks of exactly the example count: kipoi's default (10,000 rows) pads every per-token array to megabytes
@@ -621,7 +622,8 @@ def _outputs_doc(plan: Plan, config) -> str:
     if plan.kind == "sequence":
         regression = config.resolved_problem_type("sequence_classification") == "regression"
         what = "predicted value" if regression else "probability"
-        return f"{what} per output: {', '.join(plan.output_labels)} (array of shape (N, {len(plan.output_labels)}))"
+        return (f"{what} per output: {', '.join(plan.output_labels)} (one array of shape (N,) each: columns "
+                + ", ".join(f"preds/{label}" for label in plan.output_labels) + ")")
     if plan.kind == "token":
         return (f"per-nucleotide probabilities on the {plan.window.sequence_length} bp region, 5'->3' on the "
                 f"interval's strand: " + ", ".join(f"{label} (N, {plan.window.sequence_length})"
@@ -633,9 +635,10 @@ def _outputs_doc(plan: Plan, config) -> str:
 
 def _schema_targets(plan: Plan, config) -> dict[str, Any]:
     length = plan.window.sequence_length
-    if plan.kind == "sequence":
-        return {"shape": f"({len(plan.output_labels)},)", "doc": _outputs_doc(plan, config),
-                "column_labels": list(plan.output_labels)}
+    if plan.kind == "sequence":  # one named output per label: `kipoi predict` columns preds/<label>
+        regression = config.resolved_problem_type("sequence_classification") == "regression"
+        what = "predicted value" if regression else "probability"
+        return {label: {"shape": "()", "doc": f"{what}: {label}"} for label in plan.output_labels}
     if plan.kind == "token":
         return {label: {"shape": f"({length},)", "doc": f"P({label}) for each base of the region"}
                 for label in plan.output_labels}

@@ -33,7 +33,7 @@ _TRUE = ("1", "true", "yes", "on")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-class HubError(RuntimeError):
+class HubError(OSError):
     """A hub revision that cannot be had (offline and not cached, no such repository or branch, network down)."""
 
 

@@ -6,7 +6,8 @@ reverse-complement averaging. What it adds is only the shape Kipoi users get:
 
   kind       returns
   sequence   float32 (B, k): the head's probabilities (softmax / sigmoid) or values (regression) for the output
-             labels in genalm.json; a two-class classifier returns only the positive class, e.g. P(promoter)
+             labels in genalm.json; a two-class classifier returns only the positive class, e.g. P(promoter).
+             Through Kipoi (`kipoi_outputs`) as {label: (B,)}: columns `preds/<label>`
   token      {label: float32 (B, L)}: per-nucleotide probabilities on the region the interval maps to (the
              context flanks the model also read are cropped off), 5'->3' on the interval's strand
   embedding  {"pooled": (B, H) mean of the last-layer token states,
@@ -165,6 +166,14 @@ def _quiet_checkpoint_log():
         logger.setLevel(previous)
 
 
+def kipoi_outputs(info: FolderInfo, predictions: np.ndarray | dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """What the Kipoi model returns: sequence outputs as {label: (B,)} (so `kipoi predict` names the columns
+    `preds/promoter`, not `preds/0`); token and embedding outputs are dicts already."""
+    if isinstance(predictions, dict):
+        return predictions
+    return {label: predictions[:, column] for column, label in enumerate(info.output_labels)}
+
+
 def as_sequences(x: Any) -> list[str]:
     """What Kipoi hands `predict_on_batch`: a str ndarray from the dataloader, an object array of str or bytes
     from an HDF5 expectation file, a dict with one input, or a plain list."""
@@ -183,49 +192,72 @@ def as_sequences(x: Any) -> list[str]:
     return sequences
 
 
+@dataclass
+class Weights:
+    """Where a model folder's weights are: the folder itself, or (official models) a Hugging Face cache snapshot."""
+
+    folder: Path                 # config.json + weights
+    tokenizer_folder: Path
+    file: Path                   # the weights file
+    sha256: str
+    config: Any = None           # GenaConfig, when it differs from folder/config.json as read plainly
+    hub: Any = None              # genalm_models.hub.HubRevision of an official model
+
+
+def locate_weights(folder: Path, info: FolderInfo) -> Weights:
+    """The weights of `folder`: its own model.safetensors (checked against genalm.json), or for an official
+    model the hub revision named in genalm.json, fetched once into the Hugging Face cache (hub.fetch; offline with
+    HF_HUB_OFFLINE=1). Raises FileNotFoundError / hub.HubError with the file or repository and revision."""
+    if info.hub is None:
+        weights = folder / WEIGHTS_FILE
+        if not weights.is_file():
+            raise FileNotFoundError(f"{weights}: weights not found")
+        sha = sha256_file(weights)
+        if sha != info.weights_sha256:
+            log.warning("%s: sha256 %s differs from the %s recorded at export (genalm.json); the weights were "
+                        "changed after export", weights, sha[:12], info.weights_sha256[:12])
+        return Weights(folder, folder, weights, sha)
+    from genalm_models.config import GenaConfig
+    from genalm_models.hub import fetch, file_sha256
+
+    hub = fetch(*info.hub)
+    weights = next(hub.folder / name for name in (WEIGHTS_FILE, "pytorch_model.bin")
+                   if (hub.folder / name).is_file())
+    # what the official fine-tuning script set on the config (e.g. problem_type) where the hub's file lacks it
+    config_file = hub.folder / "config.json"
+    try:
+        data = json.loads(config_file.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{config_file}: line {err.lineno}: invalid JSON: {err.msg}") from None
+    config = GenaConfig.from_dict({**info.config_defaults, **data}, source=str(config_file))
+    return Weights(hub.folder, hub.tokenizer_folder, weights, file_sha256(weights) or sha256_file(weights),
+                   config, hub)
+
+
+def load_folder_model(folder: Path, info: FolderInfo, head: str):
+    """(model, tokenizer, Weights) of a model folder with the given head; missing weights are an error."""
+    from genalm_models.checkpoint import load_model
+    from genalm_models.tokenizer import GenaTokenizer
+
+    weights = locate_weights(folder, info)
+    with _quiet_checkpoint_log():
+        model, report = load_model(weights.folder, head=head, config=weights.config)
+    if report.missing:
+        raise ValueError(f"{weights.file}: the weights lack parameters the model needs: "
+                         f"{', '.join(report.missing[:6])}")
+    return model, GenaTokenizer.from_pretrained(weights.tokenizer_folder), weights
+
+
 class FolderModel:
     """A loaded model folder. `predict(strings)` gives the arrays documented at the top of this module."""
 
     def __init__(self, folder: str | os.PathLike, options: PredictOptions = PredictOptions()):
-        from genalm_models.checkpoint import load_model
-        from genalm_models.tokenizer import GenaTokenizer
-
         self.folder = Path(folder).resolve()
         self.info: FolderInfo = read_folder_info(self.folder)
-        self.hub = None
-        weights_folder = tokenizer_folder = self.folder
-        config = None
-        if self.info.hub is not None:  # an official model: weights from the Hugging Face cache (fetched once)
-            from genalm_models.config import GenaConfig
-            from genalm_models.hub import fetch, file_sha256
-
-            self.hub = fetch(*self.info.hub)
-            weights_folder, tokenizer_folder = self.hub.folder, self.hub.tokenizer_folder
-            weights = next(weights_folder / name for name in (WEIGHTS_FILE, "pytorch_model.bin")
-                           if (weights_folder / name).is_file())
-            self.weights_sha256 = file_sha256(weights) or sha256_file(weights)
-            # what the official fine-tuning script set (e.g. problem_type) where the hub's config.json lacks it
-            config_file = weights_folder / "config.json"
-            data = {**self.info.config_defaults, **json.loads(config_file.read_text())}
-            config = GenaConfig.from_dict(data, source=str(config_file))
-        else:
-            weights = self.folder / WEIGHTS_FILE
-            if not weights.is_file():
-                raise FileNotFoundError(f"{weights}: weights not found")
-            self.weights_sha256 = sha256_file(weights)
-            if self.weights_sha256 != self.info.weights_sha256:
-                log.warning("%s: sha256 %s differs from the %s recorded at export (genalm.json); the weights were "
-                            "changed after export", weights, self.weights_sha256[:12],
-                            self.info.weights_sha256[:12])
         # An MLM folder is read through the embedding head: Kipoi users get its states, not vocabulary logits.
         head = "embedding" if self.info.kind in ("embedding", "mlm") else self.info.head
-        with _quiet_checkpoint_log():
-            model, report = load_model(weights_folder, head=head, config=config)
-        if report.missing:
-            raise ValueError(f"{weights_folder}: the weights lack parameters the model needs: "
-                             f"{', '.join(report.missing[:6])}")
-        self.model = model
-        self.tokenizer = GenaTokenizer.from_pretrained(tokenizer_folder)
+        self.model, self.tokenizer, weights = load_folder_model(self.folder, self.info, head)
+        self.weights_sha256, self.hub = weights.sha256, weights.hub
         self.options = options
         self.predictor = self._build_predictor(options)
 

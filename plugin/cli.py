@@ -3,7 +3,8 @@
   genalm-kipoi register      link the bundled GENA-LM group into the `kipoi` source (once per user)
   genalm-kipoi unregister    undo it exactly
   genalm-kipoi status        is it registered, which models, is the public zoo cloned
-  genalm-kipoi list          the bundled models: version, kind, window, weights checksum
+  genalm-kipoi list          the models: version, kind, window, weights checksum or hub repository@branch
+  genalm-kipoi download      fetch official GENA-LM models into the Hugging Face cache (for offline use)
   genalm-kipoi predict       BED + FASTA -> .tsv/.h5 through the model's Kipoi pipeline, with options as flags
                              (--rc-average, --precision bf16, --device), written atomically with a provenance
                              sidecar; works without `register`
@@ -38,6 +39,12 @@ def model_folder(model: str, group_dir: Path) -> Path | None:
     prefix = f"{GROUP_NAME}/"
     if model.startswith(prefix) and (group_dir / model[len(prefix):] / "model.yaml").is_file():
         return group_dir / model[len(prefix):]
+    if "@" in model or model.startswith("AIRI-Institute/"):  # an official hub name: its Kipoi folder
+        from .official import find
+
+        name = find(model).kipoi_name
+        if (group_dir / name[len(prefix):] / "model.yaml").is_file():
+            return group_dir / name[len(prefix):]
     return None
 
 
@@ -80,14 +87,23 @@ def cmd_list(args) -> int:
     from .folder import read_folder_info
 
     group = _group_dir(args)
-    folders = sorted(p.parent for p in group.glob("*/model.yaml"))
+    folders = sorted(p.parent for p in group.rglob("model.yaml"))
     if not folders:
         print(f"no models in {group}")
         return 0
     for folder in folders:
         info = read_folder_info(folder)
-        print(f"{info.name}\t{info.version}\t{info.kind}\t{info.window.describe()}\t"
-              f"sha256:{info.weights_sha256[:16]}")
+        weights = (f"hub:{info.hub[0]}@{info.hub[1]}" if info.hub is not None
+                   else f"sha256:{info.weights_sha256[:16]}")
+        print(f"{info.name}\t{info.version}\t{info.kind}\t{info.window.describe()}\t{weights}")
+    return 0
+
+
+def cmd_download(args) -> int:
+    from .official import download
+
+    for line in download(args.models, cache=args.cache_dir):
+        print(line)
     return 0
 
 
@@ -201,9 +217,15 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--force", action="store_true", help="replace/remove a GENA-LM link made elsewhere")
         p.set_defaults(func=func)
 
-    p = sub.add_parser("list", help="list the bundled models")
+    p = sub.add_parser("list", help="list the models: bundled ones and the official GENA-LM models")
     group_dir_option(p)
     p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("download", help="fetch official GENA-LM models into the Hugging Face cache (then offline)")
+    p.add_argument("models", nargs="+", help="Kipoi names (GENA-LM/bert-large-t2t/promoters_2000), hub names "
+                                             "(AIRI-Institute/gena-lm-bert-base-t2t@spliceai_run_1) or 'all'")
+    p.add_argument("--cache-dir", default=None, help="Hugging Face cache folder (default: HF_HUB_CACHE / HF_HOME)")
+    p.set_defaults(func=cmd_download)
 
     def model_options(p):
         p.add_argument("--rc-average", action="store_true", help="average with the reverse complement")

@@ -16,7 +16,7 @@ from typing import Any
 from kipoi.model import BaseModel
 
 from . import kipoi_compat, provenance
-from .adapter import FolderModel, PredictOptions, as_sequences
+from .adapter import FolderModel, PredictOptions, as_sequences, kipoi_outputs
 
 kipoi_compat.apply()
 
@@ -46,6 +46,6 @@ class GenaLMModel(BaseModel):
         return options
 
     def predict_on_batch(self, x):
-        predictions = self.runner.predict(as_sequences(x))
+        predictions = kipoi_outputs(self.runner.info, self.runner.predict(as_sequences(x)))
         provenance.note_prediction(self._provenance_key)
         return predictions

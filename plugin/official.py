@@ -152,9 +152,8 @@ REFUSED = {
 }
 
 
-class UnknownOfficialModel(KeyError):
-    def __str__(self) -> str:
-        return str(self.args[0])
+class UnknownOfficialModel(ValueError):
+    """A name that is no official GENA-LM model, or one published but not runnable here (with the reason)."""
 
 
 def find(name: str) -> OfficialModel:
@@ -294,7 +293,7 @@ def download(names: list[str], cache: str | None = None) -> list[str]:
     lines = []
     models = list(OFFICIAL_MODELS) if names == ["all"] else [find(n) for n in names]
     for model in models:
-        got = fetch(model.repo_id, model.revision, cache=cache, offline=False)
+        got = fetch(model.repo_id, model.revision, cache=cache)  # HF_HUB_OFFLINE=1: only checks the cache
         lines.append(f"{model.kipoi_name}\t{model.repo_id}@{model.revision}\tcommit {got.commit}\t{got.folder}")
     return lines
 

@@ -65,8 +65,8 @@ from genalm_models.genome import Genome, VcfReader, VcfRecord, reverse_complemen
 from genalm_models.io_utils import atomic_write
 
 from . import GROUP_DIR, GROUP_NAME
-from .adapter import FolderModel, PredictOptions, package_version
-from .folder import FolderInfo, WindowSpec, compare_contigs, read_folder_info, sha256_file, WEIGHTS_FILE
+from .adapter import FolderModel, PredictOptions, load_folder_model, package_version
+from .folder import FolderInfo, WindowSpec, compare_contigs, read_folder_info
 from .sequences import window_spec
 from .veff_io import (MODEL_HEADER, SKIPPED_ID, BgzfWriter, TableWriter, VcfHeader, check_table_path,
                       format_values, header_value, info_header, is_gzip_name, replace_info)
@@ -99,6 +99,7 @@ class ScoringModel:
     mlm: Any = None                       # kind mlm: a `Predictor` over the masked-LM head
     options: PredictOptions = PredictOptions()
     owned: bool = True                    # loaded here (its options may be changed without restoring them)
+    hub: Any = None                       # the hub revision of an official MLM model (genalm_models.hub)
 
     @property
     def name(self) -> str:
@@ -114,6 +115,7 @@ class ScoringModel:
         return {"name": self.info.name, "version": self.info.version, "kind": self.info.kind,
                 "weights_sha256": self.weights_sha256, "weights_sha256_at_export": self.info.weights_sha256,
                 "model_dir": str(self.folder), "window": self.info.window.describe(),
+                **({"hub": self.hub.provenance()} if self.hub is not None else {}),
                 "precision": self.options.precision, "device": str(self.mlm.device),
                 "software": {n: package_version(n) for n in ("genalm-models", "kipoi", "torch")}}
 
@@ -127,24 +129,20 @@ def find_model_folder(name: str, group_dir: str | os.PathLike | None = None) -> 
     prefix = f"{GROUP_NAME}/"
     if name.startswith(prefix) and (group / name[len(prefix):] / "genalm.json").is_file():
         return (group / name[len(prefix):]).resolve()
-    available = sorted(p.parent.name for p in group.glob("*/genalm.json"))
+    available = sorted(str(p.parent.relative_to(group)) for p in group.rglob("genalm.json"))
     raise FileNotFoundError(f"model {name!r}: not a model folder (no genalm.json) and not one of the bundled "
                             f"models in {group} ({', '.join(f'{GROUP_NAME}/{m}' for m in available) or 'none'})")
 
 
 def _mlm_predictor(folder: Path, options: PredictOptions):
-    """The masked-LM head of an MLM folder (FolderModel reads such folders as embedding models)."""
-    from genalm_models.checkpoint import load_model
+    """(Predictor, Weights) of the masked-LM head of an MLM folder (FolderModel reads such folders as embedding
+    models)."""
     from genalm_models.predict import Predictor
-    from genalm_models.tokenizer import GenaTokenizer
 
-    model, report = load_model(folder, head="mlm")
-    if report.missing:
-        raise ValueError(f"{folder}: the weights lack the masked-LM head ({', '.join(report.missing[:4])}); "
-                         "zero-shot scores need the MLM folder as exported")
-    return Predictor(model, GenaTokenizer.from_pretrained(folder),
-                     device=None if options.device == "auto" else options.device, precision=options.precision,
-                     batch_size=options.batch_size)
+    model, tokenizer, weights = load_folder_model(folder, read_folder_info(folder), head="mlm")
+    predictor = Predictor(model, tokenizer, device=None if options.device == "auto" else options.device,
+                          precision=options.precision, batch_size=options.batch_size)
+    return predictor, weights
 
 
 def load_scoring_model(model: Any, option_changes: Mapping[str, Any] | None = None,
@@ -168,8 +166,9 @@ def load_scoring_model(model: Any, option_changes: Mapping[str, Any] | None = No
     if isinstance(runner, FolderModel):
         if runner.info.kind == "mlm":
             options = runner.options.merged(changes, "score_variants options")
-            return ScoringModel(runner.info, runner.folder, runner.weights_sha256, None,
-                                _mlm_predictor(runner.folder, options), options, owned=False)
+            predictor, weights = _mlm_predictor(runner.folder, options)
+            return ScoringModel(runner.info, runner.folder, weights.sha256, None, predictor, options, owned=False,
+                                hub=weights.hub)
         return ScoringModel(runner.info, runner.folder, runner.weights_sha256, runner, None, runner.options,
                             owned=False)
     if not isinstance(model, (str, os.PathLike)):
@@ -178,11 +177,8 @@ def load_scoring_model(model: Any, option_changes: Mapping[str, Any] | None = No
     options = PredictOptions().with_environment().merged(changes, "score_variants options")
     info = read_folder_info(folder)
     if info.kind == "mlm":
-        sha = sha256_file(folder / WEIGHTS_FILE)
-        if sha != info.weights_sha256:
-            log.warning("%s: sha256 %s differs from the %s recorded at export", folder / WEIGHTS_FILE, sha[:12],
-                        info.weights_sha256[:12])
-        return ScoringModel(info, folder, sha, None, _mlm_predictor(folder, options), options)
+        predictor, weights = _mlm_predictor(folder, options)
+        return ScoringModel(info, folder, weights.sha256, None, predictor, options, hub=weights.hub)
     runner = FolderModel(folder, options)
     return ScoringModel(runner.info, runner.folder, runner.weights_sha256, runner, None, runner.options)
 

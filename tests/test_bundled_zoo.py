@@ -10,7 +10,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = ROOT / "plugin" / "zoo" / "GENA-LM"
-MODELS = sorted(p.parent.name for p in ZOO.glob("*/model.yaml"))
+# the models trained by this package (weights in the folder); the official GENA-LM models' folders (weights fetched
+# from the hub on first use, tests/test_official_models.py) are listed beside them
+MODELS = sorted(p.parent.name for p in ZOO.glob("*/model.safetensors"))
+OFFICIAL = sorted(str(p.parent.relative_to(ZOO)) for p in ZOO.rglob("model.yaml")
+                  if not (p.parent / "model.safetensors").exists())
 BUDGET_BYTES = 40 * 1024 * 1024
 
 pytestmark = pytest.mark.skipif(not MODELS, reason="no bundled model exported yet")
@@ -41,10 +45,16 @@ def test_bundle_size_and_model_cards():
         assert (ZOO / name / "training_curves.png").is_file(), name
 
 
-def test_kipoi_ls_lists_every_bundled_model(home, tmp_path):
-    output = run(["kipoi", "ls", "GENA-LM"], home, tmp_path)
-    for name in MODELS:
-        assert f"GENA-LM/{name}" in output
+def test_kipoi_ls_lists_every_bundled_and_official_model(home, tmp_path):
+    # kipoi ls shows a backbone with fine-tuned heads as a group, "bert-large-t2t/ (4)": itself and its heads
+    output = run(["kipoi", "ls", "GENA-LM"], home, tmp_path).splitlines()
+    assert len(OFFICIAL) == 13
+    for name in MODELS + [m for m in OFFICIAL if "/" not in m]:
+        assert name in output or any(line.startswith(f"{name}/ (") for line in output), name
+    for backbone in {m.split("/")[0] for m in OFFICIAL if "/" in m}:
+        listed = run(["kipoi", "ls", f"GENA-LM/{backbone}"], home, tmp_path).splitlines()
+        for name in [m for m in OFFICIAL if m == backbone or m.startswith(backbone + "/")]:
+            assert f"GENA-LM/{name}" in listed, name
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -53,8 +53,8 @@ def test_run_directory_export_is_complete(tiny_zoo, chr20_genome):
     assert dataloader["default_args"] == {"sequence_length": 300, "anchor": "tss", "upstream": 249,
                                           "reference_contigs": "20=2000000"}
     assert description["schema"]["inputs"]["special_type"] == "DNAStringSeq"
-    assert description["schema"]["targets"] == {"shape": "(1,)", "column_labels": ["promoter"],
-                                                "doc": description["schema"]["targets"]["doc"]}
+    # one named output per label: `kipoi predict` writes the column preds/promoter, not preds/0
+    assert description["schema"]["targets"] == {"promoter": {"shape": "()", "doc": "probability: promoter"}}
     info = description["info"]
     assert info["cite_as"] == "https://doi.org/10.1093/nar/gkae1310" and info["license"] == "MIT"
     assert "-249 to +50" in info["doc"] and "GENALM_RC_AVERAGE" in info["doc"]

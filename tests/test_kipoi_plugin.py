@@ -153,8 +153,8 @@ def test_user_without_kipoi_setup_registers_predicts_and_later_gets_the_public_z
     output = kipoi(["predict", "GENA-LM/promoter", args, "-o", "out.tsv"], home, work)
     assert "Done! Predictions stored in out.tsv" in output
     table = pd.read_csv(work / "out.tsv", sep="\t")
-    assert list(table.columns) == ["preds/0"] and len(table) == n_intervals(promoters_bed)
-    assert table["preds/0"].between(0, 1).all()
+    assert list(table.columns) == ["preds/promoter"] and len(table) == n_intervals(promoters_bed)
+    assert table["preds/promoter"].between(0, 1).all()
 
     # the network comes back: kipoi's own `git pull` brings the public zoo into the seeded repository
     listing = kipoi(["ls"], home, work, GIT_CONFIG_GLOBAL=str(public_zoo["online_config"]))
@@ -281,9 +281,9 @@ def test_promoter_tsv_h5_and_provenance(promoter_outputs, tiny_zoo, promoters_be
     n = n_intervals(promoters_bed)
     assert len(table) == n
     with h5py.File(promoter_outputs / "out.h5") as handle:
-        preds = handle["preds"][:]
-        assert preds.shape == (n, 1)
-        np.testing.assert_allclose(preds[:, 0], table["preds/0"], rtol=1e-6)
+        preds = handle["preds/promoter"][:]   # one named output per label, not an (n, 1) array
+        assert preds.shape == (n,) and list(table.columns) == ["preds/promoter"]
+        np.testing.assert_allclose(preds, table["preds/promoter"], rtol=1e-6)
         ranges = handle["metadata/ranges"]
         assert ranges["chr"][0] == b"chr20" and ranges["end"][0] - ranges["start"][0] == 300
         stored = json.loads(handle.attrs["genalm_provenance"])
@@ -310,7 +310,7 @@ def test_kipoi_predict_tsv_and_h5(name, registered_home, tiny_zoo, tmp_path, pro
     info = read_folder_info(tiny_zoo["models"][name])
     with h5py.File(tmp_path / "out.h5") as handle:
         if name == "promoter_rmt":
-            assert handle["preds"].shape == (n, 1) and list(table.columns) == ["preds/0"]
+            assert handle["preds/promoter"].shape == (n,) and list(table.columns) == ["preds/promoter"]
         elif name == "splice":  # per-nucleotide tracks on the 200 bp region, one per label
             assert sorted(handle["preds"]) == ["acceptor", "donor"]
             assert handle["preds/acceptor"].shape == (n, 200)
@@ -350,12 +350,12 @@ def test_python_api_returns_the_cli_numbers(registered_home, promoter_outputs, p
         "preds = model.pipeline.predict(kwargs, batch_size=7)\n"
         "model.configure(rc_average=True)\n"
         "rc = model.pipeline.predict(kwargs, batch_size=64)\n"
-        f"np.save({str(tmp_path / 'api.npy')!r}, np.stack([preds[:, 0], rc[:, 0]]))\n"
+        f"np.save({str(tmp_path / 'api.npy')!r}, np.stack([preds['promoter'], rc['promoter']]))\n"
         "print(type(model).__name__, model.genalm_info.name)\n")
     output = run([sys.executable, str(script)], registered_home, tmp_path)
     assert "GenaLMModel GENA-LM/promoter" in output
     plain, rc_averaged = np.load(tmp_path / "api.npy")
-    cli = pd.read_csv(promoter_outputs / "out.tsv", sep="\t")["preds/0"].to_numpy()
+    cli = pd.read_csv(promoter_outputs / "out.tsv", sep="\t")["preds/promoter"].to_numpy()
     np.testing.assert_allclose(plain, cli, rtol=1e-5, atol=1e-6)
     assert np.abs(rc_averaged - plain).max() > 1e-3  # configure(rc_average=True) took effect
 
@@ -371,7 +371,7 @@ def test_environment_options_reach_the_model_through_kipoi_predict(registered_ho
     model = FolderModel(folder, PredictOptions(rc_average=True))
     data = IntervalSequences(promoters_bed, chr20_fasta, read_folder_info(folder).window)
     expected = model.predict([data[i].sequence for i in range(len(data))])[:, 0]
-    np.testing.assert_allclose(pd.read_csv(tmp_path / "rc.tsv", sep="\t")["preds/0"], expected, rtol=1e-5)
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "rc.tsv", sep="\t")["preds/promoter"], expected, rtol=1e-5)
     document = json.loads((tmp_path / "rc.tsv.provenance.json").read_text())
     assert document["models"][0]["rc_average"] is True
 
