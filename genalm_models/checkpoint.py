@@ -38,6 +38,7 @@ from .rmt import RMT
 log = logging.getLogger(__name__)
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+HUB_PREFIX = "hf://"   # a Hugging Face hub repository instead of a folder: hf://ORG/NAME[@REVISION]
 # Buffers some official files carry that hold no learned state.
 IGNORED_KEYS = ("bert.embeddings.position_ids",)
 # Tied or aliased parameters: stored once, restored by tying. The decoder weight is an alias only while the config
@@ -111,14 +112,24 @@ def read_state_dict(folder: str | os.PathLike) -> tuple[dict[str, torch.Tensor],
 
 
 def resolve_model_folder(path: str | os.PathLike) -> Path:
-    """A model folder, or a training run directory (then its latest checkpoint)."""
+    """A model folder, a training run directory (then its latest checkpoint), or a Hugging Face hub repository
+    `hf://ORG/NAME[@REVISION]` (e.g. `hf://AIRI-Institute/gena-lm-bert-base-t2t`, a fine-tuned head
+    `hf://AIRI-Institute/gena-lm-bert-large-t2t@promoters_2000_run_1`): fetched once into the Hugging Face cache
+    (`hub.fetch`; offline with HF_HUB_OFFLINE=1), its snapshot folder returned."""
+    text = str(path)
+    if text.startswith(HUB_PREFIX):
+        from .hub import fetch
+
+        repo_id, _, revision = text[len(HUB_PREFIX):].partition("@")
+        return fetch(repo_id, revision or "main").folder
     path = Path(path)
     if (path / "config.json").is_file():
         return path
     latest = path / "checkpoints" / "latest"
     if latest.is_file():
         return path / "checkpoints" / latest.read_text().strip()
-    raise CheckpointError(f"{path}: neither a model folder (config.json) nor a run directory (checkpoints/latest)")
+    raise CheckpointError(f"{path}: neither a model folder (config.json) nor a run directory (checkpoints/latest) "
+                          f"nor a hub repository ({HUB_PREFIX}ORG/NAME[@REVISION])")
 
 
 def head_from_config(config: GenaConfig) -> str:

@@ -256,3 +256,35 @@ def test_official_splice_head_per_nucleotide_outputs(hub_cache, monkeypatch, chr
     np.testing.assert_array_equal(~np.isnan(donor), np.arange(5000) < end)
     np.testing.assert_allclose(donor[first[0]: first[1]], probs[2, 2].item(), atol=2e-5)
     assert model.provenance()["hub"]["revision"] == "spliceai_run_1"
+
+
+# ---- fine-tuning from an official backbone ------------------------------------------------------------------------
+def test_finetune_recipe_starts_from_an_official_backbone_in_the_hub_cache(hub_cache, tmp_path, chr20_fasta,
+                                                                          promoters_bed):
+    """recipes/official/promoters_2000_bert_large_t2t.yaml with `model.init_from: hf://...`: the backbone comes from
+    the Hugging Face cache (offline), the classifier starts fresh; only data paths, split and steps are changed."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    recipe = yaml.safe_load((ROOT / "recipes" / "official" / "promoters_2000_bert_large_t2t.yaml").read_text())
+    assert recipe["model"]["init_from"] == "hf://AIRI-Institute/gena-lm-bert-large-t2t"
+    # the tiny official-format MLM backbone of the cache, under the large repository's name
+    put_in_hub_cache(hub_cache["cache"], "AIRI-Institute/gena-lm-bert-large-t2t", "main",
+                     hub_cache["folders"]["gena-lm-bert-base-t2t", "main"])
+    recipe["run_dir"] = str(tmp_path / "run")
+    recipe["data"]["args"].update(tss_bed=str(promoters_bed), fasta=str(chr20_fasta),
+                                  split={"valid": ["chr20:1000000-1400000"], "test": ["chr20:1420000-2000000"]})
+    recipe["train"].update(steps=2, micro_batch_size=2, eval_every=2, save_every=2, log_every=1, eval_batch_size=4,
+                           precision="fp32")
+    config = tmp_path / "recipe.yaml"
+    config.write_text(yaml.safe_dump(recipe))
+    env = dict(os.environ, GENALM_PROGRESS="0", OMP_NUM_THREADS="1", **offline_env(hub_cache))
+    result = subprocess.run([sys.executable, "-m", "genalm_models.train", "finetune", "--config", str(config)],
+                            capture_output=True, text=True, env=env, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoint = tmp_path / "run" / "checkpoints" / "step_0000001"
+    assert (checkpoint / "model.safetensors").is_file()
+    assert json.loads((checkpoint / "config.json").read_text())["num_hidden_layers"] == TINY["num_hidden_layers"]
