@@ -288,3 +288,23 @@ def test_finetune_recipe_starts_from_an_official_backbone_in_the_hub_cache(hub_c
     checkpoint = tmp_path / "run" / "checkpoints" / "step_0000001"
     assert (checkpoint / "model.safetensors").is_file()
     assert json.loads((checkpoint / "config.json").read_text())["num_hidden_layers"] == TINY["num_hidden_layers"]
+
+
+def test_kipoi_test_scan_and_embeddings_with_official_models(hub_cache, home, tmp_path, chr20_fasta):
+    env = offline_env(hub_cache)
+    output = kipoi(["test", "GENA-LM/bert-large-t2t/promoters_2000", "--source", "kipoi"], home, tmp_path, **env)
+    assert "Successfully ran test_predict" in output
+    track = tmp_path / "scan.bedGraph"
+    genalm(["scan", "GENA-LM/bert-large-t2t/promoters_2000", "--fasta", str(chr20_fasta), "--region",
+            "chr20:400,001-401,000", "--step", "250", "--strand", "-", "-o", str(track), "--no-progress"],
+           home, tmp_path, **env)
+    rows = [line.split("\t") for line in track.read_text().splitlines() if not line.startswith("track")]
+    assert len(rows) == 4 and all(0 <= float(r[3]) <= 1 for r in rows)
+    folder = official.find("GENA-LM/bert-base-t2t").folder
+    out = tmp_path / "emb.h5"
+    kipoi(["predict", "GENA-LM/bert-base-t2t", dataloader_args(folder / "example.bed", folder / "example.fa.gz"),
+           "-o", str(out)], home, tmp_path, **env)
+    import h5py
+    with h5py.File(out) as handle:
+        assert handle["preds/pooled"].shape[1] == TINY["hidden_size"]
+        assert np.isfinite(handle["preds/pooled"][:]).all()
