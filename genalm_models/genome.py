@@ -10,6 +10,7 @@ the line when there is one, and what is wrong, e.g. `promoters.bed:12: start 500
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import gzip
 import hashlib
@@ -17,6 +18,7 @@ import os
 import re
 import secrets
 import tempfile
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,10 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 STRANDS = ("+", "-", ".")
 PAD_MODES = ("N", "error")
+
+
+class IndexMismatchWarning(UserWarning):
+    """A FASTA index beside its FASTA that describes another version of the file (it is not used)."""
 
 
 class GenomeError(ValueError):
@@ -351,6 +357,127 @@ def _is_fresh(index: Path, fasta: Path) -> bool:
     return index.is_file() and index.stat().st_mtime >= fasta.stat().st_mtime
 
 
+# The 28-byte empty block every complete BGZF file ends with (SAM/BAM specification, section 4.1.2).
+_BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
+
+
+def _bgzf_looks_truncated(path: Path) -> bool:
+    size = path.stat().st_size
+    if size < len(_BGZF_EOF):
+        return True
+    with open(path, "rb") as handle:
+        handle.seek(size - len(_BGZF_EOF))
+        return handle.read() != _BGZF_EOF
+
+
+def _read_fai(fai: Path) -> list[tuple[str, int, int, int, int]]:
+    entries = []
+    for number, line in enumerate(fai.read_text().splitlines(), 1):
+        fields = line.split("\t")
+        if len(fields) < 5 or not all(f.isdigit() for f in fields[1:5]):
+            raise GenomeError(f"{fai}:{number}: not a FASTA index line (name, length, offset, bases, bytes)")
+        entries.append((fields[0], *(int(f) for f in fields[1:5])))
+    return entries
+
+
+def _read_gzi(gzi: Path) -> list[tuple[int, int]]:
+    """(compressed offset, uncompressed offset) of each BGZF block start, the first block (0, 0) included."""
+    data = gzi.read_bytes()
+    if len(data) < 8:
+        raise GenomeError(f"{gzi}: empty or truncated .gzi index")
+    count = int.from_bytes(data[:8], "little")
+    if len(data) != 8 + 16 * count:
+        raise GenomeError(f"{gzi}: {len(data)} bytes, but its header promises {count} blocks")
+    pairs = [(int.from_bytes(data[8 + 16 * i: 16 + 16 * i], "little"),
+              int.from_bytes(data[16 + 16 * i: 24 + 16 * i], "little")) for i in range(count)]
+    return [(0, 0)] + pairs
+
+
+def _line_before(read, offset: int, limit: int = 1 << 20) -> Optional[bytes]:
+    """The line that ends (with its newline) right before byte `offset`, or None if byte offset-1 is no newline."""
+    if offset <= 0:
+        return None
+    window = 256
+    while True:
+        start = max(0, offset - window)
+        data = read(start, offset - start)
+        if not data.endswith(b"\n"):
+            return None
+        body = data[:-1].rstrip(b"\r")
+        cut = body.rfind(b"\n")
+        if cut >= 0 or start == 0:
+            return body[cut + 1:]
+        if window >= limit:
+            return body
+        window *= 4
+
+
+def index_mismatch(fasta: Path, fai: Path, gzi: Optional[Path]) -> Optional[str]:
+    """Why the index `fai` (and `gzi` for BGZF) does not belong to `fasta`, or None when it is consistent.
+
+    Modification times prove nothing (`cp -p`, `rsync -a`, tar and downloaders keep old ones), so the index is
+    checked against the file itself: each sequence's header line `>name` must end right before the offset the
+    index gives for it, the last sequence must end where the file (or its uncompressed data) ends, and a BGZF
+    file's `.gzi` blocks must lie inside the file. Reads a few bytes per sequence.
+    """
+    entries = _read_fai(fai)
+    if not entries:
+        return f"{fai} lists no sequences"
+    blocks = _read_gzi(gzi) if gzi is not None else None
+    size = fasta.stat().st_size
+    if blocks is not None and blocks[-1][0] >= size:
+        return (f"{gzi} indexes a BGZF block at byte {blocks[-1][0]:,}, but {fasta} has only {size:,} bytes "
+                "(truncated file, or an index of another file)")
+
+    def sequence_end(offset: int, length: int, line_bases: int, line_bytes: int) -> int:
+        full, rest = divmod(length, line_bases) if line_bases else (0, 0)
+        return offset + full * line_bytes + rest
+
+    if blocks is None:
+        def read(start: int, count: int) -> bytes:
+            with open(fasta, "rb") as handle:
+                handle.seek(max(start, 0))
+                return handle.read(count)
+    else:
+        from Bio import bgzf
+
+        handle = bgzf.BgzfReader(str(fasta), "rb")
+        starts = [u for _, u in blocks]
+
+        def read(start: int, count: int) -> bytes:
+            start = max(start, 0)
+            coffset, uoffset = blocks[bisect.bisect_right(starts, start) - 1]
+            handle.seek(bgzf.make_virtual_offset(coffset, start - uoffset))
+            return handle.read(count)
+    try:
+        for name, length, offset, line_bases, line_bytes in entries:
+            header = _line_before(read, offset)
+            if header is None:
+                return (f"the index says sequence {name!r} starts at byte {offset:,} of {fasta}, but no line ends "
+                        "there (an index of another version of the file)")
+            if not header.startswith(b">") or header[1:].split()[:1] != [name.encode()]:
+                shown = header.decode("ascii", "replace")[:60]
+                return (f"the index says sequence {name!r} starts at byte {offset:,}, but the line before it in "
+                        f"{fasta} is {shown!r}, not '>{name} ...' (an index of another version of the file)")
+        name, length, offset, line_bases, line_bytes = entries[-1]
+        end = sequence_end(offset, length, line_bases, line_bytes)
+        if length and len(read(end - 1, 1)) != 1:
+            return f"{fasta} ends before the last sequence {name!r} does: truncated file, or an index of another file"
+        rest = read(end, 4096)
+        if rest.strip():
+            return (f"the index says the last sequence {name!r} ends at byte {end:,}, but {fasta} goes on with "
+                    f"{rest[:20]!r}: an index of another version of the file")
+    except GenomeError:
+        raise
+    except Exception as exc:  # zlib / struct errors of a damaged BGZF file
+        return f"{fasta} cannot be read where its index points ({exc.__class__.__name__}: {exc}): truncated or " \
+               "corrupt file, or an index of another file"
+    finally:
+        if blocks is not None:
+            handle.close()
+    return None
+
+
 class Genome:
     """Random access to a FASTA file (plain or BGZF-compressed) through pyfaidx.
 
@@ -384,10 +511,19 @@ class Genome:
 
     def _find_or_build_index(self, index_dir: Optional[PathLike]) -> tuple[Path, Optional[Path]]:
         bgzf = self._compression == "bgzf"
+        if bgzf and _bgzf_looks_truncated(self.path):
+            raise GenomeError(f"{self.path}: the BGZF file does not end with the end-of-file block: it looks "
+                              "truncated (an interrupted download or copy?); fetch it again")
         beside_fai = Path(f"{self.path}.fai")
         beside_gzi = Path(f"{self.path}.gzi") if bgzf else None
-        if _is_fresh(beside_fai, self.path) and (beside_gzi is None or _is_fresh(beside_gzi, self.path)):
-            return beside_fai, beside_gzi
+        if beside_fai.is_file() and (beside_gzi is None or beside_gzi.is_file()):
+            problem = index_mismatch(self.path, beside_fai, beside_gzi)
+            if problem is None:
+                return beside_fai, beside_gzi
+            # never trusted, never overwritten: a fresh index goes to the cache (keyed by path, mtime and size)
+            warnings.warn(f"{beside_fai}: does not belong to its FASTA: {problem}; using a new index built in "
+                          "the cache instead (delete or rebuild the stale one with `samtools faidx`)",
+                          IndexMismatchWarning, stacklevel=3)
 
         if index_dir is not None:
             cache = Path(index_dir)
@@ -402,7 +538,7 @@ class Genome:
         key = hashlib.sha256(identity.encode()).hexdigest()[:16]
         fai = cache / f"{self.path.name}.{key}.fai"
         gzi = cache / f"{self.path.name}.{key}.gzi" if bgzf else None
-        if fai.is_file() and (gzi is None or gzi.is_file()):
+        if fai.is_file() and (gzi is None or gzi.is_file()) and index_mismatch(self.path, fai, gzi) is None:
             return fai, gzi
 
         # Build under temporary names and move into place, so that several processes starting at once
@@ -543,7 +679,14 @@ class Genome:
 
         sequence = ""
         if inside_end > inside_start:
-            sequence = self._reader()[name][inside_start:inside_end].upper()
+            try:
+                sequence = self._reader()[name][inside_start:inside_end].upper()
+            except GenomeError:
+                raise
+            except Exception as exc:  # pyfaidx / Bio.bgzf / zlib on a damaged file: name the file and region
+                raise GenomeError(
+                    f"{self.path}: cannot read {name}:{inside_start + 1:,}-{inside_end:,} ({exc.__class__.__name__}: "
+                    f"{exc}): the file looks truncated or corrupt, or does not match its index") from None
             if len(sequence) != inside_end - inside_start:
                 raise GenomeError(
                     f"{self.path}: read {len(sequence)} bases for {name}:{inside_start}-{inside_end}, "

@@ -631,3 +631,80 @@ def test_write_text_atomic_failure_keeps_the_old_file_and_leaves_no_temp(tmp_pat
     with atomic_write(tmp_path / "binary.bin", "wb") as handle:
         handle.write(b"\x00\x01")
     assert (tmp_path / "binary.bin").read_bytes() == b"\x00\x01"
+
+
+# ---- FASTA indexes that do not belong to their FASTA; truncated BGZF (issue: input faults, kinds 1-2) ----------------
+def test_an_index_of_another_version_of_the_fasta_is_not_used(tmp_path, chr20_fasta, chr20_genome):
+    """Same sequence, longer header, the old .fai kept beside it and the new file older than the index (as `cp -p`,
+    rsync -a, tar leave it): the windows must not shift."""
+    import time
+    import warnings
+
+    import pysam
+
+    from genalm_models.genome import IndexMismatchWarning
+
+    text = gzip.open(chr20_fasta, "rt").read()
+    fasta = tmp_path / "ref.fa"
+    fasta.write_text(text)
+    pysam.faidx(str(fasta))
+    expected = chr20_genome.fetch("20", 1_000_000, 1_000_060)
+    header, _, rest = text.partition("\n")
+    fasta.write_text(header + " assembled from 12 contigs, a much longer description\n" + rest)
+    old = time.time() - 3600
+    os.utime(fasta, (old, old))
+    assert (tmp_path / "ref.fa.fai").stat().st_mtime > fasta.stat().st_mtime  # looks fresh by mtime
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with Genome(fasta, index_dir=tmp_path / "cache") as genome:
+            assert genome.fetch("20", 1_000_000, 1_000_060) == expected
+    messages = [str(w.message) for w in caught if issubclass(w.category, IndexMismatchWarning)]
+    assert len(messages) == 1 and "ref.fa.fai" in messages[0] and "does not belong" in messages[0]
+
+
+def test_a_bgzf_index_of_another_file_is_not_used(tmp_path, chr20_fasta, chr20_genome):
+    import warnings
+
+    import pysam
+
+    plain = tmp_path / "other.fa"
+    plain.write_text(">20 other\n" + ("ACGT" * 15 + "\n") * 17 + gzip.open(chr20_fasta, "rt").read().partition("\n")[2])
+    pysam.tabix_compress(str(plain), str(tmp_path / "other.fa.gz"))
+    for suffix in (".fai", ".gzi"):  # the index of the test FASTA beside another file
+        (tmp_path / f"other.fa.gz{suffix}").write_bytes(Path(f"{chr20_fasta}{suffix}").read_bytes())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with Genome(tmp_path / "other.fa.gz", index_dir=tmp_path / "cache") as genome:
+            assert genome.contig_lengths["20"] == 2_000_000 + 1020
+            assert genome.fetch("20", 1020, 1080) == chr20_genome.fetch("20", 0, 60)
+    assert any("does not belong" in str(w.message) for w in caught)
+
+
+def test_a_truncated_bgzf_fasta_says_so_with_or_without_its_index(tmp_path, chr20_fasta):
+    cut = tmp_path / "cut.fa.gz"
+    cut.write_bytes(chr20_fasta.read_bytes()[:300_000])
+    for with_index in (True, False):
+        for suffix in (".fai", ".gzi"):
+            target = tmp_path / f"cut.fa.gz{suffix}"
+            if with_index:
+                target.write_bytes(Path(f"{chr20_fasta}{suffix}").read_bytes())
+            elif target.exists():
+                target.unlink()
+        with pytest.raises(GenomeError, match=r"cut\.fa\.gz: .*looks truncated"):
+            Genome(cut, index_dir=tmp_path / "cache")
+
+
+def test_damage_found_while_reading_names_file_and_region(tmp_path, chr20_fasta):
+    """A BGZF block damaged in the middle (EOF block intact, index consistent at its ends): the read error names the
+    file, the region and the likely cause instead of a zlib / pyfaidx message."""
+    data = bytearray(chr20_fasta.read_bytes())
+    middle = len(data) // 2
+    data[middle: middle + 2000] = bytes(2000)
+    broken = tmp_path / "broken.fa.gz"
+    broken.write_bytes(bytes(data))
+    for suffix in (".fai", ".gzi"):
+        (tmp_path / f"broken.fa.gz{suffix}").write_bytes(Path(f"{chr20_fasta}{suffix}").read_bytes())
+    genome = Genome(broken, index_dir=tmp_path / "cache")
+    with pytest.raises(GenomeError, match=r"broken\.fa\.gz: cannot read 20:.*truncated or corrupt"):
+        for start in range(0, 2_000_000, 50_000):
+            genome.fetch("20", start, start + 50_000)
