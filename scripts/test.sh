@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test command: set up (idempotent) and run the whole test suite.
+# The test command: set up (idempotent) and run the whole test suite in the environment install.sh installed into.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-exec "${PYTHON:-python3}" -m pytest -q tests "$@"
+. scripts/activate
+exec python -m pytest -q tests "$@"
