@@ -88,17 +88,32 @@ class LoadReport:
         return "\n".join(lines)
 
 
+def read_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file; a truncated, empty or damaged file is a CheckpointError naming it."""
+    try:
+        return load_file(str(path))
+    except Exception as err:  # safetensors raises SafetensorError / OSError with no file name
+        reason = str(err).splitlines()[0] if str(err) else err.__class__.__name__
+        raise CheckpointError(f"{path}: cannot be read as safetensors ({reason}): the file is truncated or damaged; "
+                              "export or download it again (a training checkpoint: delete that checkpoint folder "
+                              "and resume from an earlier one)") from None
+
+
 def read_state_dict(folder: str | os.PathLike) -> tuple[dict[str, torch.Tensor], Path]:
     folder = Path(folder)
     for name in WEIGHT_FILES:
         path = folder / name
         if path.is_file():
             if name.endswith(".safetensors"):
-                return load_file(str(path)), path
+                return read_safetensors(path), path
             try:
                 state = torch.load(path, map_location="cpu", weights_only=True)
             except Exception as err:  # weights_only refuses arbitrary pickled objects: say so plainly
-                raise CheckpointError(f"{path}: cannot be loaded safely as plain tensors ({err})") from None
+                reason = str(err).splitlines()[0] if str(err) else err.__class__.__name__
+                if "Weights only load failed" in reason or "weights_only" in reason:
+                    reason = ("it holds Python objects other than tensors; unpickling them could run arbitrary "
+                              "code, so it is refused (convert trusted files to safetensors)")
+                raise CheckpointError(f"{path}: cannot be loaded safely as plain tensors: {reason}") from None
             if not isinstance(state, dict):
                 raise CheckpointError(f"{path}: expected a dict of tensors, got {type(state).__name__}")
             if isinstance(state.get("model_state_dict"), dict):
@@ -264,10 +279,19 @@ def load_model(folder: str | os.PathLike, head: str | None = None, config: GenaC
     the module docstring) and the `LoadReport` (logged when not clean). Raises CheckpointError (one line naming the
     weights file) for a missing folder or weights, parameters missing or unused beyond what is allowed, a shape
     that differs from config.json, or an inconsistent official RMT checkpoint; ConfigError for a bad config.json.
+
+    A stock Hugging Face BigBird folder (config.json `model_type: big_bird`, gena-lm-bigbird-base-t2t) loads with
+    transformers' own classes as a `bigbird.HFBigBird` (same arguments and errors; `config` may then be a
+    transformers BigBirdConfig or a config.json dict).
     """
+    from . import bigbird
+
     folder = Path(folder)
     if not folder.is_dir():
         raise CheckpointError(f"{folder}: model folder not found")
+    if bigbird.is_bigbird(folder if config is None else config):
+        return bigbird.load_bigbird(folder, head, config, strict, num_labels, allow_missing=allow_missing,
+                                    allow_unexpected=allow_unexpected)
     config = config or GenaConfig.from_json(folder / "config.json")
     if num_labels is not None and num_labels != config.num_labels:
         config = config.replace(num_labels=num_labels, id2label=None)
@@ -322,6 +346,16 @@ def load_model(folder: str | os.PathLike, head: str | None = None, config: GenaC
     else:
         model.tie_weights()
 
+    check_report(report, head, path, strict, allow_missing, allow_unexpected, prefix)
+    return model, report
+
+
+def check_report(report: LoadReport, head: str, path: Path, strict: bool, allow_missing: bool | Sequence[str],
+                 allow_unexpected: bool | Sequence[str], prefix: str = "", missing_by_design: tuple[str, ...] = ()
+                 ) -> None:
+    """Refuse (CheckpointError) parameters missing or unused beyond what `load_model`'s arguments allow; log the
+    report when it is not clean. prefix: the RMT `model.` prefix, stripped before matching the allowances;
+    missing_by_design: model parameters no head reads (bigbird.py: BigBird's pooler)."""
     def bare(name: str) -> str:
         return name[len(prefix):] if prefix and name.startswith(prefix) else name
 
@@ -330,7 +364,8 @@ def load_model(folder: str | os.PathLike, head: str | None = None, config: GenaC
             part for part in (report.missing and f"newly initialised (not in checkpoint): {_short(report.missing)}",
                               report.unexpected and f"unused checkpoint parameters: {_short(report.unexpected)}")
             if part))
-    missing = [k for k in report.missing if not _allowed(bare(k), allow_missing)]
+    missing = [k for k in report.missing
+               if not (_allowed(bare(k), allow_missing) or bare(k).startswith(missing_by_design))]
     if missing:
         raise CheckpointError(f"{path}: {len(missing)} parameter(s) of the {head} model are not in the checkpoint "
                               f"and would stay randomly initialised: {_short(missing)} (pass allow_missing= to "
@@ -343,7 +378,6 @@ def load_model(folder: str | os.PathLike, head: str | None = None, config: GenaC
                               "when that is intended)")
     if not report.clean or report.notes:
         log.warning("%s", report)
-    return model, report
 
 
 def model_config(model: nn.Module) -> GenaConfig:
@@ -388,4 +422,5 @@ def save_model(model: nn.Module, folder: str | os.PathLike, head: str | None = N
 
 
 __all__ = ["CheckpointError", "ConfigError", "LoadReport", "load_model", "save_model", "read_state_dict",
+           "read_safetensors",
            "head_from_config", "model_config"]

@@ -321,3 +321,58 @@ def test_regions_and_kmer_baseline_commands(mlm_data, chr20_fasta, promoters_bed
     assert out.returncode == 0, out.stderr
     result = json.loads((mlm_data / "kmer.json").read_text())
     assert result["model"].startswith("k-mer") and 0 <= result["metrics"]["roc_auc"] <= 1
+
+
+# ---- damaged files name themselves (issue: input faults, kind 10) ----------------------------------------------------
+def test_damaged_checkpoints_and_a_torn_log_line(mlm_data, pretrained, tmp_path):
+    import shutil
+
+    from genalm_models.checkpoint import CheckpointError, load_model
+
+    folder = tmp_path / "damaged"
+    shutil.copytree(pretrained, folder)
+    weights = folder / "model.safetensors"
+    for content in (weights.read_bytes()[:1000], b""):
+        weights.write_bytes(content)
+        with pytest.raises(CheckpointError, match=r"damaged/model\.safetensors: cannot be read as safetensors.*"
+                                                   r"truncated or damaged"):
+            load_model(folder)
+    # the trainer state on --resume: a copy of the run with its last checkpoint's trainer state cut, and a torn
+    # last line in metrics.jsonl (killed while writing)
+    run_dir = tmp_path / "run"
+    shutil.copytree(mlm_data / "e2e", run_dir)
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())  # the saved config, moved with the run
+    cfg["run_dir"] = str(run_dir)
+    cfg["train"]["steps"] = 22
+    for path in (run_dir / "config.yaml", tmp_path / "run.yaml"):
+        path.write_text(yaml.safe_dump(cfg))
+    with open(run_dir / "metrics.jsonl", "a") as handle:
+        handle.write('{"step": 19, "loss": 1.2')  # torn
+    last = run_dir / "checkpoints" / (run_dir / "checkpoints" / "latest").read_text().strip()
+    state = last / "trainer.safetensors"
+    intact = state.read_bytes()
+    state.write_bytes(intact[:100])
+    out = run(TRAIN + ["pretrain", "--config", str(tmp_path / "run.yaml"), "--resume"])
+    assert out.returncode == 2 and "trainer.safetensors: cannot be read as safetensors" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+    state.write_bytes(intact)
+    out = run(TRAIN + ["pretrain", "--config", str(tmp_path / "run.yaml"), "--resume"])
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] >= 20
+
+
+def test_a_pickle_with_objects_is_refused_without_suggesting_to_trust_it(tmp_path):
+    import pickle
+
+    from genalm_models.checkpoint import CheckpointError, read_state_dict
+
+    import collections
+
+    with open(tmp_path / "pytorch_model.bin", "wb") as handle:  # an object torch's safe loader does not allow
+        pickle.dump({"bert.x": collections.Counter("acgt")}, handle)
+    with pytest.raises(CheckpointError) as error:
+        read_state_dict(tmp_path)
+    message = str(error.value)
+    assert "pytorch_model.bin" in message and "refused" in message
+    assert "weights_only=False" not in message and "likely succeed" not in message

@@ -8,12 +8,18 @@ from ..io_utils import atomic_write
 
 
 def read_metrics(path: str | Path) -> list[dict]:
+    """The rows of a `metrics.jsonl`. A torn last line (a run killed while writing it) is dropped; a bad line
+    elsewhere is an error naming the file and line."""
+    lines = Path(path).read_text().splitlines()
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
     rows = []
-    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+    for number, line in enumerate(lines, 1):
         if line.strip():
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as err:
+                if number - 1 == last:
+                    break
                 raise ValueError(f"{path}:{number}: not a JSON line ({err.msg})") from None
     return rows
 

@@ -400,9 +400,9 @@ def trim_metrics(path: Path, step: int) -> None:
     if not path.is_file():
         return
     from ..io_utils import write_text_atomic
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
-    kept = [line for line in lines if json.loads(line)["step"] <= step + 1]
-    write_text_atomic(path, "".join(line + "\n" for line in kept))
+    from .curves import read_metrics
+    kept = [row for row in read_metrics(path) if row["step"] <= step + 1]  # a torn last line is dropped
+    write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in kept))
 
 
 def open_tensorboard(run_dir: Path):

@@ -19,10 +19,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
-from ..checkpoint import save_model
+from ..checkpoint import read_safetensors, save_model
 from ..io_utils import atomic_write, write_text_atomic
 from ..tokenizer import GenaTokenizer
 
@@ -118,11 +117,15 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 def load_trainer_state(path: Path, optimizer: torch.optim.Optimizer, scaler, rank: int,
                        world_size: int) -> dict[str, Any]:
-    meta = json.loads((path / "trainer.json").read_text())
+    try:
+        meta = json.loads((path / "trainer.json").read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path / 'trainer.json'}: line {err.lineno}: not valid JSON ({err.msg}): the checkpoint is "
+                         "damaged; delete that checkpoint folder and resume from an earlier one") from None
     if meta["world_size"] != world_size:
         raise ValueError(f"{path} was written by a run with {meta['world_size']} processes; resume it with the same "
                          f"number (now {world_size}) so that every rank gets its own random state back")
-    tensors = load_file(str(path / "trainer.safetensors"))
+    tensors = read_safetensors(path / "trainer.safetensors")
     optimizer.load_state_dict(_unflatten_optimizer(tensors, meta))
     if scaler is not None and meta.get("scaler"):
         scaler.load_state_dict(meta["scaler"])
