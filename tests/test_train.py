@@ -376,3 +376,43 @@ def test_a_pickle_with_objects_is_refused_without_suggesting_to_trust_it(tmp_pat
     message = str(error.value)
     assert "pytorch_model.bin" in message and "refused" in message
     assert "weights_only=False" not in message and "likely succeed" not in message
+
+
+def test_configs_refuse_what_cannot_be_meant(tmp_path):
+    """(input faults, kind 9) typos in nested sections, non-finite and out-of-range values are refused when the
+    config is read; YAML 1.1 text numbers such as `1e-4` are read as numbers."""
+    base = {"model": {"tokenizer": "tok", "config": {"hidden_size": 64}}, "data": {"packed": "p"}}
+
+    def config(**changes):
+        data = yaml.safe_load(yaml.safe_dump(base))
+        for key, value in changes.items():
+            section, name = key.split("__")
+            data.setdefault(section, {})[name] = value
+        return data
+
+    with pytest.raises(RunConfigError, match=r"model\.config\.hiden_size.*did you mean hidden_size"):
+        RunConfig.from_dict(config(model__config={"hiden_size": 64}))
+    with pytest.raises(RunConfigError, match=r"model\.rmt\.num_mem_token\b.*did you mean num_mem_tokens"):
+        RunConfig.from_dict(config(model__rmt={"num_mem_token": 5}))
+    with pytest.raises(RunConfigError, match=r"optim\.lr must be a finite number"):
+        RunConfig.from_dict(config(optim__lr=float("inf")))
+    with pytest.raises(RunConfigError, match="mlm_probability"):
+        RunConfig.from_dict(config(data__mlm_probability=2.0))
+    with pytest.raises(RunConfigError, match=r"optim\.betas must be two numbers"):
+        RunConfig.from_dict(config(optim__betas=[0.9]))
+    path = tmp_path / "c.yaml"
+    path.write_text("model: {tokenizer: tok}\ndata: {packed: p}\noptim: {lr: 1e-4}\n")
+    assert RunConfig.load(path).optim.lr == 1e-4                # YAML 1.1 reads 1e-4 as the string '1e-4'
+    assert RunConfig.load(path, ["optim.lr=3e-4"]).optim.lr == 3e-4   # the docstring's example
+
+
+def test_a_non_finite_loss_stops_the_run_with_a_message(mlm_data):
+    cfg = write_config(mlm_data, "diverged", steps=3)
+    data = yaml.safe_load(cfg.read_text())
+    data["optim"]["lr"] = 1e30   # finite, but the weights blow up at once
+    data["optim"]["clip_grad_norm"] = None
+    data["optim"]["warmup_steps"] = 0
+    cfg.write_text(yaml.safe_dump(data))
+    out = run(TRAIN + ["pretrain", "--config", str(cfg)])
+    assert out.returncode == 2 and "the training loss is nan" in out.stderr.lower(), out.stderr[-2000:]
+    assert "Traceback" not in out.stderr

@@ -7,6 +7,8 @@ from), `data` the task, `optim`/`train` the loop. Defaults are GENA-LM's publish
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -18,6 +20,9 @@ from ..io_utils import write_text_atomic
 
 class RunConfigError(ValueError):
     pass
+
+
+_FLOAT_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
 
 @dataclass
@@ -151,7 +156,50 @@ class RunConfig:
                 fail("data.segment_curriculum must be [[0, n0], [step1, n1], ...] with increasing steps, n >= 1")
         if not 0 <= d.random_segments_probability <= 1:
             fail("data.random_segments_probability must be in [0, 1]")
+        for where, value in _floats(self):
+            if not math.isfinite(value):
+                fail(f"{where} must be a finite number, got {value}")
+        if not 0 < d.mlm_probability < 1 or not 0 <= d.short_sample_probability <= 1:
+            fail(f"data.mlm_probability must be in (0, 1) and data.short_sample_probability in [0, 1], got "
+                 f"{d.mlm_probability} and {d.short_sample_probability}")
+        if len(o.betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in o.betas):
+            fail(f"optim.betas must be two numbers in [0, 1), e.g. [0.9, 0.98], got {o.betas!r}")
+        if o.weight_decay < 0 or o.eps <= 0 or (o.clip_grad_norm is not None and o.clip_grad_norm <= 0):
+            fail("optim.weight_decay must be >= 0, optim.eps > 0 and optim.clip_grad_norm > 0 or null")
+        _check_known_keys(m.config, "model.config", _field_names("genalm_models.config", "GenaConfig"), fail)
+        if m.rmt is not None:
+            _check_known_keys(m.rmt, "model.rmt", _field_names("genalm_models.config", "RMTConfig"), fail)
         return self
+
+
+def _floats(section: Any, prefix: str = "") -> list[tuple[str, float]]:
+    """Every float (and list-of-float) value of the config, with its dotted name."""
+    found = []
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if dataclasses.is_dataclass(value):
+            found += _floats(value, f"{prefix}{f.name}.")
+        elif isinstance(value, float):
+            found.append((f"{prefix}{f.name}", value))
+        elif isinstance(value, list):
+            found += [(f"{prefix}{f.name}", v) for v in value if isinstance(v, float)]
+    return found
+
+
+def _field_names(module: str, name: str) -> set[str]:
+    import importlib
+
+    return {f.name for f in dataclasses.fields(getattr(importlib.import_module(module), name))} - {"extra"}
+
+
+def _check_known_keys(values: dict[str, Any], where: str, known: set[str], fail) -> None:
+    import difflib
+
+    for key in values:
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            fail(f"{where}.{key} is not a known key" + (f" (did you mean {close[0]}?)" if close else "")
+                 + f"; known: {', '.join(sorted(known))}")
 
 
 def _build(cls, data: Any, source: str, prefix: str):
@@ -184,13 +232,15 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
         if cand in base:
             if isinstance(value, base[cand]) and not (cand is not bool and isinstance(value, bool)):
                 return float(value) if cand is float else value
+            if cand is float and isinstance(value, str) and _FLOAT_TEXT.match(value.strip()):
+                return float(value)  # YAML 1.1 reads `1e-4` (no dot) as text
         elif getattr(cand, "__origin__", None) in (list, dict) and isinstance(value, cand.__origin__):
             return value
     raise RunConfigError(f"{where}: expected {hint}, got {value!r}")
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> None:
-    """`train.lr=3e-4`, `model.config.hidden_size=256`, `data.args.window=[249,50]`: values are parsed as YAML."""
+    """`optim.lr=3e-4`, `model.config.hidden_size=256`, `data.args.upstream=249`: values are parsed as YAML."""
     for item in overrides:
         if "=" not in item:
             raise RunConfigError(f"override {item!r} is not of the form section.key=value")

@@ -77,6 +77,10 @@ def disable_dropout(model: torch.nn.Module) -> None:
             module.dropout_p = 0.0
 
 
+class TrainingDiverged(ValueError):
+    """A non-finite training loss: the run stops before the step is applied."""
+
+
 def build_task(cfg: RunConfig):
     if cfg.data.task == "mlm":
         return None
@@ -321,6 +325,11 @@ def train(cfg: RunConfig, resume: bool = False) -> dict:
             (scaler.scale(loss) if scaler else loss).backward()
             step_loss += loss.detach()
             window["tokens"] += int(batch["mask"].sum())
+        loss_value = step_loss.item()
+        if not math.isfinite(loss_value) and not scaler:  # (fp16: the loss scaler skips such steps itself)
+            raise TrainingDiverged(f"step {step + 1}: the training loss is {loss_value} (lr {lr:.3g}); the run "
+                                   "stopped before this step changed the weights: lower optim.lr, check the data, or "
+                                   "use train.precision fp32, then --resume from the last checkpoint")
         if scaler:
             scaler.unscale_(optimizer)
         if cfg.optim.clip_grad_norm:
@@ -331,7 +340,7 @@ def train(cfg: RunConfig, resume: bool = False) -> dict:
         else:
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        window["loss"] += step_loss.item()
+        window["loss"] += loss_value
         window["steps"] += 1
         if progress:
             progress.update(1)
