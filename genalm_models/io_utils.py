@@ -9,7 +9,9 @@ one), and the temporary file is removed on error.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Union
@@ -28,6 +30,7 @@ def atomic_write(path: PathLike, mode: str = "w", encoding: str | None = "utf-8"
         raise ValueError(f"atomic_write supports mode 'w' or 'wb', not {mode!r}")
     destination = Path(path)
     folder = destination.parent if str(destination.parent) else Path(".")
+    sweep_stale_temporaries(destination)
     # Same folder as the destination: os.replace is only atomic within one file system.
     temporary = folder / f".{destination.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     # os.open with 0o666 lets the umask decide the permissions, exactly as a plain open() would
@@ -62,3 +65,55 @@ def write_text_atomic(path: PathLike, content: Union[str, Iterable[str]], encodi
             return
         for line in content:
             handle.write(line if line.endswith("\n") else line + "\n")
+
+
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>[0-9]+)\.[0-9a-f]{8}\.(tmp|partial)$")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def sweep_stale_temporaries(destination: PathLike) -> list[Path]:
+    """Remove the hidden temporary files (`.NAME.PID.XXXXXXXX.tmp` / `.partial`) that writers of `destination`
+    left behind when they were killed (SIGKILL, power loss); files of processes still alive are left alone.
+    Returns what was removed."""
+    destination = Path(destination)
+    folder = destination.parent if str(destination.parent) else Path(".")
+    removed = []
+    try:
+        candidates = list(folder.glob(f".{glob.escape(destination.name)}.*"))
+    except OSError:
+        return removed
+    for path in candidates:
+        match = _TEMPORARY.match(path.name)
+        if match and match["name"] == destination.name and int(match["pid"]) != os.getpid() \
+                and not _process_alive(int(match["pid"])):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+def exit_cleanly_on_sigterm() -> None:
+    """Make SIGTERM (what SLURM, docker, `timeout` and torchrun send) unwind like Ctrl-C: `finally` blocks run, so
+    temporary files are removed and nothing half-written is left. Called once by the command-line entry points
+    (never on import); does nothing off the main thread or when another handler is installed."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
+        return
+
+    def _terminate(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _terminate)

@@ -227,6 +227,9 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(func=cmd_export)
 
     args = parser.parse_args(argv)
+    from ..io_utils import exit_cleanly_on_sigterm
+
+    exit_cleanly_on_sigterm()  # SIGTERM (SLURM, docker, timeout, torchrun) cleans up like Ctrl-C
     try:
         args.func(args)
     except (ValueError, FileNotFoundError) as err:
