@@ -65,7 +65,7 @@ def _options(args) -> dict:
 def cmd_register(args) -> int:
     from .registration import register
 
-    print(register(_group_dir(args), args.source, force=args.force))
+    print(register(_group_dir(args), args.source, force=args.force, auto_update=args.auto_update))
     return 0
 
 
@@ -215,6 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--source", default="kipoi", help="Kipoi source to add the group to (default: kipoi)")
         if name != "status":
             p.add_argument("--force", action="store_true", help="replace/remove a GENA-LM link made elsewhere")
+        if name == "register":
+            p.add_argument("--auto-update", action="store_true",
+                           help="keep (or turn back on) kipoi's automatic `git pull` of the public zoo in a "
+                                "repository register seeded; by default it is turned off until the zoo is there "
+                                "(offline it only prints a failed pull on every kipoi call)")
         p.set_defaults(func=func)
 
     p = sub.add_parser("list", help="list the models: bundled ones and the official GENA-LM models")

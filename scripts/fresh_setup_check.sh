@@ -52,7 +52,7 @@ if [ "${#commands[@]}" -lt 2 ]; then say "README.md: no two \`\`\`bash blocks in
 fresh() {  # run one command line in the clone, in the bare environment
   env -i PATH=/usr/bin:/bin HOME="$home" LANG=C.UTF-8 "${carried[@]}" bash -c "cd '$tmp/repo' && $1"
 }
-say "python3 here: $(env -i PATH=/usr/bin:/bin command -v python3 || echo none)"
+say "python3 here: $(env -i PATH=/usr/bin:/bin sh -c 'command -v python3' || echo none)"
 for i in 0 1; do
   [ "$i" = 1 ] && [ "$first_only" = 1 ] && break
   say "command $((i + 1)): ${commands[$i]}"

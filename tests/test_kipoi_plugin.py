@@ -149,14 +149,19 @@ def test_user_without_kipoi_setup_registers_predicts_and_later_gets_the_public_z
     assert (models / "GENA-LM").resolve() == tiny_zoo["group"].resolve()
     assert git(models, "config", "--get", "remote.origin.url").strip() == PUBLIC_ZOO_URL
 
-    # exactly as typed: default source, relative output path
+    # exactly as typed: default source, relative output path; no failed `git pull` of the absent public zoo
     output = kipoi(["predict", "GENA-LM/promoter", args, "-o", "out.tsv"], home, work)
     assert "Done! Predictions stored in out.tsv" in output
+    assert "git pull" not in output and "unable to access" not in output and "Update " not in output
     table = pd.read_csv(work / "out.tsv", sep="\t")
     assert list(table.columns) == ["preds/promoter"] and len(table) == n_intervals(promoters_bed)
     assert table["preds/promoter"].between(0, 1).all()
 
-    # the network comes back: kipoi's own `git pull` brings the public zoo into the seeded repository
+    # the network comes back: with kipoi's automatic pull back on, its own `git pull` brings the public zoo into
+    # the seeded repository
+    assert "kipoi's automatic `git pull`: off (set by register)" in genalm(["status", "--group-dir", group], home,
+                                                                             work)
+    assert "is on again" in genalm(["register", "--group-dir", group, "--auto-update"], home, work)
     listing = kipoi(["ls"], home, work, GIT_CONFIG_GLOBAL=str(public_zoo["online_config"]))
     assert "GENA-LM/ (5)" in listing and "PublicModel" in listing
     assert (models / "PublicModel" / "model.yaml").is_file()
@@ -183,6 +188,85 @@ def test_unregister_before_the_zoo_arrived_restores_a_fresh_home(tmp_path, tiny_
     assert (home / ".kipoi" / "models" / ".git").is_dir()
     genalm(["unregister", "--group-dir", group], home, tmp_path)
     assert snapshot(home) == fresh
+
+
+def kipoi_config(home: Path) -> str:
+    return (home / ".kipoi" / "config.yaml").read_text()
+
+
+def test_register_turns_off_the_failing_pull_of_the_zoo_it_seeded_and_unregister_restores_it(tmp_path, tiny_zoo):
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    group = str(tiny_zoo["group"])
+    genalm(["status", "--group-dir", group], home, work)  # kipoi writes its default config
+    fresh, fresh_config = snapshot(home), kipoi_config(home)
+    assert "auto_update: true" in fresh_config
+
+    report = genalm(["register", "--group-dir", group], home, work)
+    assert "automatic `git pull` of the absent public zoo turned off" in report
+    config = kipoi_config(home)
+    assert "auto_update: false" in config and "auto_update: true" not in config
+    assert config == fresh_config.replace("auto_update: true", "auto_update: false")  # that line only
+    listing = kipoi(["ls"], home, work)
+    assert "GENA-LM/" in listing and "git" not in listing and "unable to access" not in listing
+    assert "already registered" in genalm(["register", "--group-dir", group], home, work)
+    assert kipoi_config(home) == config  # idempotent
+
+    assert "auto_update edit" in genalm(["unregister", "--group-dir", group], home, work)
+    assert snapshot(home) == fresh
+
+
+def test_auto_update_edit_keeps_a_hand_written_config_byte_for_byte(tmp_path, tiny_zoo):
+    home, work = tmp_path / "home", tmp_path / "work"
+    (home / ".kipoi").mkdir(parents=True)
+    work.mkdir()
+    group = str(tiny_zoo["group"])
+    # no auto_update line (kipoi's default is true), comments, an extra source, Windows line ends
+    original = ("# my kipoi config\r\nmodel_sources:\r\n  kipoi:   # the public zoo\r\n    type: git\r\n"
+                f"    remote_url: {PUBLIC_ZOO_URL}\r\n    local_path: {home}/zoo/\r\n\r\n"
+                f"  mylab:\r\n    type: local\r\n    local_path: {home}/mylab\r\n")
+    (home / ".kipoi" / "config.yaml").write_bytes(original.encode())
+    (home / "mylab").mkdir()
+    before = snapshot(home)
+    genalm(["register", "--group-dir", group], home, work)
+    edited = (home / ".kipoi" / "config.yaml").read_bytes().decode()
+    assert edited == original.replace("  kipoi:   # the public zoo\r\n",
+                                      "  kipoi:   # the public zoo\r\n    auto_update: false\r\n")
+    assert "git" not in kipoi(["ls"], home, work)
+    genalm(["unregister", "--group-dir", group], home, work)
+    assert snapshot(home) == before
+
+
+def test_a_users_own_auto_update_and_the_auto_update_option_are_respected(tmp_path, tiny_zoo):
+    group = str(tiny_zoo["group"])
+    for setting, option, expected in (("false", [], "auto_update: false"),
+                                      ("true", ["--auto-update"], "auto_update: true")):
+        home = tmp_path / setting
+        (home / ".kipoi").mkdir(parents=True)
+        (home / ".kipoi" / "config.yaml").write_text(
+            f"model_sources:\n  kipoi:\n    type: git\n    remote_url: {PUBLIC_ZOO_URL}\n"
+            f"    local_path: {home}/zoo/\n    auto_update: {setting}\n")
+        before = snapshot(home)
+        report = genalm(["register", "--group-dir", group, *option], home, home)
+        assert "turned off" not in report and expected in kipoi_config(home)
+        assert "turned off" not in genalm(["register", "--group-dir", group], home, home)  # "kept" is remembered
+        assert expected in kipoi_config(home)
+        genalm(["unregister", "--group-dir", group], home, home)
+        assert snapshot(home) == before
+
+
+def test_auto_update_edit_refuses_what_it_cannot_edit_safely():
+    from kipoi_genalm.registration import _edit_auto_update
+
+    flow = "model_sources: {kipoi: {type: git, remote_url: x, local_path: y, auto_update: true}}\n"
+    assert _edit_auto_update(flow, "kipoi", "disable") is None
+    two_sources = ("model_sources:\n  other:\n    type: git\n    auto_update: true\n  kipoi:\n    type: git\n"
+                   "    auto_update: yes  # keep\n")
+    edited = _edit_auto_update(two_sources, "kipoi", "disable")
+    assert edited == two_sources.replace("auto_update: yes  # keep", "auto_update: false  # keep")
+    assert _edit_auto_update(edited, "kipoi", "restore:replaced:yes") == two_sources
+    assert _edit_auto_update(two_sources, "missing", "disable") is None
 
 
 def test_user_with_a_clone_of_the_zoo_keeps_it_untouched(tmp_path, tiny_zoo, public_zoo, promoters_bed,
