@@ -49,6 +49,8 @@ from typing import Any
 
 import yaml
 
+from .requirements import KIPOI_DEPENDENCIES, KIPOI_NOTE
+
 log = logging.getLogger(__name__)
 
 CITATION = ("Fishman V. et al. GENA-LM: a family of open-source foundational DNA language models for long "
@@ -710,7 +712,7 @@ def _write_model_yaml(plan: Plan, info, config, folder: Path, expect_md5: str | 
             "training_procedure": _training_procedure(info, config),
             "tags": ["DNA language model", "GENA-LM", "transformer", short] + (["RMT"] if config.rmt else []),
         },
-        "dependencies": {"pip": ["genalm-models"]},
+        "dependencies": {key: list(value) for key, value in KIPOI_DEPENDENCIES.items()},
         "schema": {
             "inputs": {"name": "seq", "shape": "()", "special_type": "DNAStringSeq",
                        "doc": f"DNA sequence ({window.describe()}), 5'->3'", "associated_metadata": "ranges"},
@@ -727,7 +729,15 @@ def _write_model_yaml(plan: Plan, info, config, folder: Path, expect_md5: str | 
     header = (f"# {plan.name} {plan.version}: written by genalm_models.export; regenerate rather than edit.\n"
               "# Windows, labels and the weights checksum are also in genalm.json.\n")
     text = yaml.safe_dump(description, sort_keys=False, width=110, allow_unicode=False)
+    text = text.replace("\ndependencies:\n", "\ndependencies:\n" + dependencies_comment(), 1)
     write_text_atomic(folder / "model.yaml", header + text)
+
+
+def dependencies_comment() -> str:
+    """The comment at the top of model.yaml's `dependencies:` block: how to install the model's own code."""
+    import textwrap
+
+    return "".join(f"  # {line}\n" for line in textwrap.wrap(KIPOI_NOTE, width=106))
 
 
 def _reference_for_check(contigs: dict[str, int]) -> dict[str, int]:

@@ -235,8 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     def model_options(p):
         p.add_argument("--rc-average", action="store_true", help="average with the reverse complement")
         p.add_argument("--precision", choices=["fp32", "bf16"], default=None)
-        p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N")
-        p.add_argument("--model-batch-size", type=int, default=None, help="sequences per model call")
+        p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N (default: the model's own, auto as "
+                                                      "bundled)")
+        p.add_argument("--model-batch-size", type=int, default=None,
+                       help="sequences per model call (default: the model's own, 32 as bundled)")
 
     p = sub.add_parser("predict", help="predict for BED intervals into .tsv/.h5 (atomic, with provenance)")
     p.add_argument("model")
@@ -306,6 +308,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--region", default=None, help="chrom:start-end (1-based, inclusive): draw only this part")
     p.add_argument("--title", default=None)
     p.set_defaults(func=cmd_plot_effects)
+    return _document(parser)
+
+
+# Help for options declared without one (the same wording wherever the option appears).
+_SHARED_HELP = {
+    "model": "GENA-LM/<name> (a bundled model), or a model folder (with model.yaml)",
+    "fasta": "reference FASTA (plain or BGZF; chr20 and 20 naming both work)",
+    "precision": "weights precision for this run (default: the model's own, fp32 as bundled)",
+    "strand": "strand the windows are read on",
+    "no_progress": "no progress bar",
+    "title": "plot title (default: the model and the score)",
+}
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Each option's default after its help, unless the help already names it or there is nothing to show."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("default" in text or not action.option_strings
+                or action.default in (None, False, argparse.SUPPRESS)):
+            return text
+        return text + " (default: %(default)s)"
+
+
+def _document(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            descriptions = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, sub in action.choices.items():
+                sub.formatter_class = _HelpFormatter
+                sub.description = sub.description or descriptions.get(name)
+                _document(sub)
+        elif not action.help and action.help is not argparse.SUPPRESS:
+            action.help = _SHARED_HELP.get(action.dest)
     return parser
 
 

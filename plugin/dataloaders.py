@@ -121,6 +121,18 @@ class _IntervalSeqDlBase(Dataset):
             sample["targets"] = item.targets
         return sample
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # kipoi derives a class per model (its default_args) inside the model's folder: `get-example` needs it
+        cls._model_folder = os.getcwd()
+
+    @classmethod
+    def download_example(cls, output_dir, absolute_path=False, dry_run=False):
+        """`kipoi get-example`: copy the model folder's example files (kipoi itself copies only remote ones)."""
+        from .examples import copy_examples
+
+        return copy_examples(cls.args, getattr(cls, "_model_folder", None), output_dir, absolute_path, dry_run)
+
 
 def interval_dataloader_class(name: str = "IntervalSeqDl", intervals_example: str = "example.bed",
                               fasta_example: str = "example.fa.gz", module: str | None = None,

@@ -598,7 +598,11 @@ def score_variants(model: Any, dl_args: Mapping[str, Any], input_vcf: str | os.P
         if progress:
             from tqdm.auto import tqdm
 
-            bar = stack.enter_context(tqdm(desc=f"score variants ({scoring.name})", unit="variant"))
+            from .veff_io import count_vcf_records
+
+            # the total (records, one quick pass over the file) gives the bar its percentage and ETA
+            bar = stack.enter_context(tqdm(desc=f"score variants ({scoring.name})", unit="record",
+                                           total=count_vcf_records(input_vcf)))
         for chunk in chunked(iter(reader), chunk_size):
             lines, rows = run.score_chunk(chunk, result)
             vcf_out.write("".join(lines).encode("utf-8"))

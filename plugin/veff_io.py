@@ -211,3 +211,45 @@ def check_table_path(path: str | os.PathLike) -> None:
         return
     if not name.endswith((".tsv", ".tsv.gz")):
         raise ValueError(f"{name}: the table must end in .tsv, .tsv.gz or .parquet")
+
+
+def count_vcf_records(path: str | os.PathLike, block: int = 1 << 20) -> int:
+    """Data lines of a VCF (plain, gzip or BGZF; header and blank lines not counted), for a progress bar's total.
+
+    One streaming pass over the (decompressed) bytes, counting newlines in 1 MB blocks: hundreds of MB/s, a small
+    fraction of what scoring the same records costs."""
+    import gzip
+    import re
+
+    with open(path, "rb") as raw:
+        compressed = raw.read(2) == b"\x1f\x8b"
+    opener = gzip.open if compressed else open
+    count, previous, at_line_start, in_header = 0, b"\n", True, True
+    with opener(path, "rb") as handle:
+        while True:
+            chunk = handle.read(block)
+            if not chunk:
+                break
+            if in_header:  # header lines come first: skip them line by line, then count the rest in bulk
+                while chunk and at_line_start and chunk[:1] == b"#":
+                    end = chunk.find(b"\n")
+                    if end < 0:  # a header line longer than the block: read on
+                        more = handle.read(block)
+                        if not more:
+                            chunk = b""
+                            break
+                        chunk += more
+                        continue
+                    chunk = chunk[end + 1:]
+                if not chunk:
+                    continue
+                in_header = False
+            count += chunk.count(b"\n")
+            if b"\n\n" in chunk:  # blank lines (rare): not records
+                count -= len(re.findall(rb"(?<=\n)\n", chunk))
+            if previous == b"\n" and chunk[:1] == b"\n":  # a blank line across the block boundary
+                count -= 1
+            previous = chunk[-1:]
+    if previous not in (b"\n", b"") and not in_header:
+        count += 1  # the last line has no newline
+    return count

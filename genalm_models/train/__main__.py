@@ -55,9 +55,14 @@ def cmd_tokenizer(args) -> None:
 def cmd_corpus(args) -> None:
     from ..pretrain.corpus import build_corpus, corpus_config_from_arguments
 
+    from ..pretrain.corpus import MANIFEST_NAME
+
     summary = build_corpus(corpus_config_from_arguments(args))
-    summary.pop("shards", None)
-    print(json.dumps(summary, indent=2))
+    out = Path(summary["output_dir"])
+    # one line; the counts, the per-base accounting and the settings are in the manifest
+    print(f"corpus: {summary['documents']:,} documents, {summary['sentences']:,} sentences, {summary['bp']:,} bp "
+          f"in {len(summary['shards'])} shard(s) from {len(summary['contigs'])} contig(s), "
+          f"{summary['elapsed_seconds']:.1f} s -> {out} (details: {out / MANIFEST_NAME})")
 
 
 def cmd_regions(args) -> None:
