@@ -183,7 +183,8 @@ def cmd_score_variants(args) -> int:
         restriction_bed=args.regions, output_table=args.table, seq_length=args.seq_length,
         rc_average=options["rc_average"], chunk_size=args.chunk_size, llr_flank=args.llr_flank,
         splice_distance=args.splice_distance, source=args.source, progress=not args.no_progress,
-        device=options["device"], precision=options["precision"], group_dir=args.group_dir)
+        device=options["device"], precision=options["precision"], group_dir=args.group_dir,
+        allow_ref_mismatch=args.allow_ref_mismatch)
     print(result.summary())
     return 0
 
@@ -294,6 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", default="kipoi", help="<source> part of the INFO IDs (default: kipoi)")
     p.add_argument("--dataloader-args", default=None,
                    help="JSON object of window overrides (sequence_length, anchor, upstream, flank, use_strand)")
+    p.add_argument("--allow-ref-mismatch", action="store_true",
+                   help="score a VCF whose REF disagrees with the FASTA at >= 10%% of its first records (another "
+                        "assembly or coordinate system?) with a warning, instead of refusing it")
     p.add_argument("--no-progress", action="store_true")
     group_dir_option(p)
     model_options(p)

@@ -7,11 +7,26 @@
 
     genalm-kipoi score-variants GENA-LM/promoter --vcf in.vcf.gz --fasta genome.fa -o out.vcf.gz --table out.tsv
 
-What it does, per VCF record, streaming (records are read, scored and written in chunks of `chunk_size`):
+First, the VCF's coordinates are checked against the FASTA (`screen_reference`): when REF disagrees with the
+FASTA (or lies past a chromosome end) at >= 10% of at least 20 records checked among the first 10,000 records with
+an ALT on a chromosome of the FASTA, the VCF is for another assembly or another coordinate system (0-based POS,
+...): the run is refused before anything is predicted, with examples and, when POS looks shifted by one, that
+diagnosis; `allow_ref_mismatch=True` (`--allow-ref-mismatch`) scores anyway with a warning (logged, in the summary
+and the provenance sidecar). With the right reference virtually every REF matches (a VCF is written against its
+reference), while a VCF on shifted coordinates or another assembly mismatches at 40-80% of its records (chance
+matches of single bases), so 10% separates them with a wide margin; 20 records keep one or two odd records of a
+tiny VCF from deciding. A whole file that crosses the same threshold only after the first 10,000 records gets the
+warning at the end.
+
+Then, per VCF record, streaming (records are read, scored and written in chunks of `chunk_size`):
 1. check REF against the FASTA; skip (never score, never fail on) records and ALTs that cannot be scored - no
-   ALT, unknown chromosome, REF mismatch, symbolic/breakend/`*` ALTs, REF longer than the window, or (region
-   mode) a variant in no region's window - flagging them per ALT in the INFO field KV_SKIPPED and counting them;
-2. trim each ALT to its minimal form and build the reference window and the alternative window the model reads
+   ALT, unknown chromosome, REF past the chromosome end, REF mismatch, REF with N (or another ambiguity code),
+   symbolic/breakend/`*` ALTs, ALTs with IUPAC ambiguity codes, REF longer than the window, or (region mode) a
+   variant in no region's window - flagging them per ALT in the INFO field KV_SKIPPED and counting them. Letters
+   that are neither bases nor IUPAC codes (U, X, ...) are an error naming the file and line;
+2. trim each ALT to its minimal form, left-align indels against the reference (as `bcftools norm`; the allele as
+   scored goes into INFO KV_NORMALISED when it differs from the record) and build the reference window and the
+   alternative window the model reads
    (centred on the variant at the model's input length, or the model window of each BED region holding it);
    indels keep the window length and the variant position (deletions extend the window's 3' end with reference
    bases, insertions trim it): see veff_variants.py;
@@ -61,19 +76,20 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from genalm_models.genome import Genome, VcfReader, VcfRecord, reverse_complement
+from genalm_models.genome import Genome, GenomeError, VcfReader, VcfRecord, reverse_complement
 from genalm_models.io_utils import atomic_write
 
 from . import GROUP_DIR, GROUP_NAME
 from .adapter import FolderModel, PredictOptions, load_folder_model, package_version
 from .folder import FolderInfo, WindowSpec, compare_contigs, read_folder_info
 from .sequences import window_spec
-from .veff_io import (MODEL_HEADER, SKIPPED_ID, BgzfWriter, TableWriter, VcfHeader, check_table_path,
-                      format_values, header_value, info_header, is_gzip_name, replace_info)
+from .veff_io import (MODEL_HEADER, NORMALISED_ID, SKIPPED_ID, BgzfWriter, TableWriter, VcfHeader,
+                      check_table_path, format_values, header_value, info_header, is_gzip_name, replace_info)
 from .veff_scores import (DEFAULT_SCORES, INTEGER_SCORES, SCORES_BY_KIND, aligned_track_changes,
                           embedding_scores, max_change, sequence_scores)
-from .veff_variants import (SKIP_REASONS, Allele, RegionWindows, Window, alleles_of, alt_sequence,
-                            centred_window, check_ref, chunked, genomic_offset, variant_index)
+from .veff_variants import (REF_MISMATCH_REASONS, SKIP_REASONS, Allele, RegionWindows, Window, alleles_of,
+                            alt_sequence, centred_window, check_letters, check_ref, chunked, genomic_offset,
+                            variant_index)
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +97,10 @@ DEFAULT_CHUNK_SIZE = 1000
 DEFAULT_LLR_FLANK = 32
 DEFAULT_SPLICE_DISTANCE = 50
 DEFAULT_CACHE_MB = 256
+# The coordinate check (module docstring): records screened, the least checked for a verdict, the mismatch share
+REF_SCREEN_RECORDS = 10_000
+REF_SCREEN_MIN_CHECKED = 20
+REF_SCREEN_MAX_SHARE = 0.10
 DL_ARG_NAMES = ("fasta_file", "intervals_file", "sequence_length", "anchor", "upstream", "flank", "use_strand",
                 "reference_contigs", "ignore_targets")
 
@@ -443,6 +463,10 @@ class ScoreResult:
     alt_sequences_predicted: int = 0
     seconds: float = 0.0
     predictions: dict[str, Any] | None = None
+    n_normalised: int = 0                                  # scored ALTs whose allele differs from the record's
+    ref_checked: int = 0                                   # records whose REF was compared with the FASTA
+    ref_mismatched: int = 0                                # ... and did not match (or lay past a chromosome end)
+    warnings: list[str] = field(default_factory=list)      # "this result may be wrong" (e.g. another assembly)
 
     @property
     def n_skipped(self) -> int:
@@ -455,6 +479,10 @@ class ScoreResult:
         if self.skipped:
             lines.append(f"skipped {self.n_skipped} (flagged {SKIPPED_ID} in the VCF): "
                          + ", ".join(f"{reason} {count}" for reason, count in sorted(self.skipped.items())))
+        if self.n_normalised:
+            lines.append(f"{self.n_normalised} scored ALT alleles differ from their record as written (trimmed, "
+                         f"indels left-aligned); the allele as scored is in {NORMALISED_ID}")
+        lines += [f"WARNING: {warning}" for warning in self.warnings]
         lines.append(f"written: {self.output_vcf}" + (f" and {self.output_table}" if self.output_table else ""))
         return "\n".join(lines)
 
@@ -509,7 +537,7 @@ def score_variants(model: Any, dl_args: Mapping[str, Any], input_vcf: str | os.P
                    llr_flank: int = DEFAULT_LLR_FLANK, splice_distance: int = DEFAULT_SPLICE_DISTANCE,
                    source: str = "kipoi", progress: bool = True, device: str | None = None,
                    precision: str | None = None, group_dir: str | os.PathLike | None = None,
-                   cache_mb: float = DEFAULT_CACHE_MB) -> ScoreResult:
+                   cache_mb: float = DEFAULT_CACHE_MB, allow_ref_mismatch: bool = False) -> ScoreResult:
     """Score every ALT of `input_vcf` with a GENA-LM model and write `output_vcf` (see the module docstring).
 
     model: `GENA-LM/<name>` (the bundled group, or `group_dir`), a model folder, a FolderModel or GenaLMModel.
@@ -525,6 +553,8 @@ def score_variants(model: Any, dl_args: Mapping[str, Any], input_vcf: str | os.P
     splice_distance: per-nucleotide models, bases each side of the variant searched for the largest change.
     source: the `<source>` part of the INFO IDs (`KV:<source>:<model>:<SCORE>`).
     output_table: also write `.tsv` / `.tsv.gz` / `.parquet`, one row per (variant, ALT, window).
+    allow_ref_mismatch: score a VCF whose REF alleles disagree with the FASTA too often (another assembly or
+        coordinate system: see the module docstring), with a warning, instead of refusing it.
     """
     started = time.perf_counter()
     dl_args = dict(dl_args or {})
@@ -554,6 +584,7 @@ def score_variants(model: Any, dl_args: Mapping[str, Any], input_vcf: str | os.P
     use_strand = as_bool(dl_args.get("use_strand", True), "use_strand")
     spec = _window_spec(scoring.info, dl_args, seq_length, region_mode=regions_file is not None)
 
+    warnings: list[str] = []
     with contextlib.ExitStack() as stack:
         # a model loaded here already has the options; one handed in is configured for this run only
         stack.enter_context(_configured(scoring, {} if scoring.owned else option_changes))
@@ -563,6 +594,16 @@ def score_variants(model: Any, dl_args: Mapping[str, Any], input_vcf: str | os.P
         effective_rc = options.rc_average
         genome = stack.enter_context(Genome(dl_args["fasta_file"]))
         _warn_on_other_assembly(genome, scoring.info, dl_args["fasta_file"])
+        screen = screen_reference(input_vcf, genome)
+        screen_failed = screen.looks_wrong
+        if screen_failed:
+            message = screen.message(input_vcf, dl_args["fasta_file"])
+            if not allow_ref_mismatch:
+                raise GenomeError(message + ". Use the VCF's own reference (or lift the VCF over, or fix POS), or "
+                                  "pass --allow-ref-mismatch (allow_ref_mismatch=True) to score it anyway "
+                                  "(mismatching records are flagged ref_mismatch, never scored)")
+            warnings.append(message)
+            log.warning("%s", message, extra={"genalm_kind": "vcf_reference_mismatch"})
         regions = RegionWindows(regions_file, genome, spec, use_strand) if regions_file is not None else None
         cache = WindowCache(int(cache_mb * 2**20))
         if scoring.kind == "mlm":
@@ -571,7 +612,7 @@ def score_variants(model: Any, dl_args: Mapping[str, Any], input_vcf: str | os.P
             scorer = OutputScorer(scoring, names, cache, splice_distance)
         run = _Run(scoring, scorer, names, genome, spec, regions, source, return_predictions)
         result = ScoreResult(scoring.name, str(output_vcf), str(output_table) if output_table else None,
-                             "regions" if regions is not None else "centred")
+                             "regions" if regions is not None else "centred", warnings=warnings)
         meta = {"mode": result.mode, "scores": ",".join(names), "rc_average": str(effective_rc).lower(),
                 "precision": options.precision,
                 "window": spec.describe() if regions is not None else
@@ -615,12 +656,91 @@ def score_variants(model: Any, dl_args: Mapping[str, Any], input_vcf: str | os.P
             table.close()
         if vcf_out is not handle:
             vcf_out.close()
+        checked, mismatched = result.ref_checked, result.ref_mismatched
+        if (not screen_failed and checked >= REF_SCREEN_MIN_CHECKED
+                and mismatched >= REF_SCREEN_MAX_SHARE * checked):
+            message = (f"{input_vcf}: REF differs from {dl_args['fasta_file']} (or lies past a chromosome end) at "
+                       f"{mismatched:,} of {checked:,} records ({100 * mismatched / checked:.0f}%; in the first "
+                       f"{screen.checked:,} checked before scoring: {screen.mismatched:,}): the VCF looks like it "
+                       "is (in part) for another assembly or another coordinate system; mismatching records are "
+                       "flagged ref_mismatch / outside_contig and not scored")
+            warnings.append(message)
+            log.warning("%s", message, extra={"genalm_kind": "vcf_reference_mismatch"})
         result.ref_windows_predicted = scorer.ref_windows_predicted
         result.alt_sequences_predicted = scorer.alt_sequences_predicted
         result.predictions = run.prediction_frames() if return_predictions else None
     result.seconds = time.perf_counter() - started
     _write_provenance(result, scoring, input_vcf, dl_args, regions_file, meta)
     return result
+
+
+@dataclass
+class ReferenceScreen:
+    """REF of the first records of a VCF compared with the FASTA (`screen_reference`)."""
+
+    checked: int = 0                      # records with an ALT on a chromosome of the FASTA
+    mismatched: int = 0                   # ... whose REF differs from the FASTA or lies past the chromosome end
+    examples: list[str] = field(default_factory=list)
+    shift_tested: int = 0                 # mismatching records with REF inside the chromosome
+    matches_at_shift: Counter = field(default_factory=Counter)   # -1 / +1: REF matches at POS-1 / POS+1
+
+    @property
+    def looks_wrong(self) -> bool:
+        return (self.checked >= REF_SCREEN_MIN_CHECKED
+                and self.mismatched >= REF_SCREEN_MAX_SHARE * self.checked)
+
+    def shift(self) -> int | None:
+        """-1 or +1 when REF matches the FASTA one base off at >= 80% of (at least 5) mismatching records."""
+        for offset in (-1, 1):
+            if self.shift_tested >= 5 and self.matches_at_shift[offset] >= 0.8 * self.shift_tested:
+                return offset
+        return None
+
+    def message(self, vcf: Any, fasta: Any) -> str:
+        share = 100 * self.mismatched / self.checked
+        text = (f"{vcf}: REF differs from {fasta} (or lies past a chromosome end) at {self.mismatched:,} of the "
+                f"first {self.checked:,} records checked ({share:.0f}%; e.g. {'; '.join(self.examples)}): the VCF "
+                "looks like it is for another assembly or another coordinate system")
+        offset = self.shift()
+        if offset is not None:
+            count = self.matches_at_shift[offset]
+            text += (f"; REF matches the FASTA one base to the {'left' if offset < 0 else 'right'} of POS at "
+                     f"{count:,} of {self.shift_tested:,} mismatching records: POS looks shifted by "
+                     f"{-offset:+d}" + (" (0-based positions? VCF POS is 1-based)" if offset > 0 else ""))
+        return text
+
+
+def screen_reference(vcf: str | os.PathLike, genome: Genome, limit: int = REF_SCREEN_RECORDS) -> ReferenceScreen:
+    """Compare REF with the FASTA for the first `limit` records that have an ALT and a chromosome of the FASTA.
+
+    Cheap (no model; one FASTA read per record); decides whether the VCF is on the FASTA's coordinates before
+    anything is predicted (module docstring).
+    """
+    screen = ReferenceScreen()
+    with VcfReader(vcf) as reader:
+        for record in reader:
+            if screen.checked >= limit:
+                break
+            if not record.alts or record.chrom not in genome:
+                continue
+            screen.checked += 1
+            name, reason = check_ref(record, genome)
+            if reason is None:
+                continue
+            screen.mismatched += 1
+            length = genome.contig_lengths[name]
+            if len(screen.examples) < 3:
+                found = (f"past the end of {name} (length {length:,})" if reason == "outside_contig" else
+                         f"FASTA {genome.fetch(name, record.start, record.end).upper()}")
+                screen.examples.append(f"line {record.line} {record.chrom}:{record.pos} REF {record.ref}, {found}")
+            if reason == "ref_mismatch":
+                screen.shift_tested += 1
+                for offset in (-1, 1):
+                    start = record.start + offset
+                    if 0 <= start and start + len(record.ref) <= length and \
+                            genome.fetch(name, start, start + len(record.ref)).upper() == record.ref.upper():
+                        screen.matches_at_shift[offset] += 1
+    return screen
 
 
 def _warn_on_other_assembly(genome: Genome, info: FolderInfo, fasta: Any) -> None:
@@ -640,8 +760,24 @@ def _write_provenance(result: ScoreResult, scoring: ScoringModel, input_vcf: Pat
         "input_vcf": str(input_vcf), "fasta_file": str(dl_args["fasta_file"]),
         "regions": str(regions_file) if regions_file is not None else None, **{k: str(v) for k, v in meta.items()}},
         extra={"summary": {"records": result.n_records, "alleles": result.n_alleles, "scored": result.n_scored,
-                           "skipped": dict(result.skipped)}})
+                           "skipped": dict(result.skipped), "normalised": result.n_normalised,
+                           "reference_check": {"records_checked": result.ref_checked,
+                                               "ref_mismatch": result.ref_mismatched},
+                           "warnings": list(result.warnings)}})
     provenance.write_sidecar(result.output_vcf, document)
+
+
+@dataclass
+class AltPlan:
+    """What becomes of one ALT of a record."""
+
+    reason: str | None                          # why it is not scored (SKIP_REASONS), or None
+    jobs: list[Job] = field(default_factory=list)
+    spelling: tuple[int, str, str] | None = None  # the allele as scored, when it differs from the record
+
+    @property
+    def spelled(self) -> str | None:
+        return None if self.spelling is None else ":".join(str(part) for part in self.spelling)
 
 
 class _Run:
@@ -659,7 +795,7 @@ class _Run:
         prefix = f"KV:{source}:{scoring.name}:"
         self.score_ids = {name: prefix + name.upper() for name in names}
         self.region_id = prefix + "REGION"
-        self.field_ids = set(self.score_ids.values()) | {SKIPPED_ID, self.region_id}
+        self.field_ids = set(self.score_ids.values()) | {SKIPPED_ID, NORMALISED_ID, self.region_id}
         self.source = source
         self.keep_predictions = keep_predictions
         self.kept: dict[str, list] = {name: [] for name in names}
@@ -674,6 +810,10 @@ class _Run:
         lines.append(info_header(SKIPPED_ID, ".", "String",
                                  "Why ALT alleles were not scored, one entry per ALT in ALT order ('.' = scored). "
                                  + reasons))
+        lines.append(info_header(NORMALISED_ID, "A", "String",
+                                 "The allele as scored, POS:REF:ALT in VCF spelling: trimmed, indels left-aligned "
+                                 "against the reference (as bcftools norm); one entry per ALT in ALT order, '.' = "
+                                 "as the record writes it (or not scored)"))
         if self.regions is not None:
             lines.append(info_header(self.region_id, "A", "String",
                                      f"Region of {Path(self.regions.path).name} whose model window gave the scores "
@@ -691,7 +831,7 @@ class _Run:
                    ("alt_index", "int")]
         if self.regions is not None:
             columns += [("region", "str"), ("nearest_region", "bool")]
-        columns.append(("skipped", "str"))
+        columns += [("skipped", "str"), ("normalised", "str")]
         for name in self.names:
             for label in self.labels:
                 columns.append((f"{name}:{label}", "int" if name in INTEGER_SCORES else "float"))
@@ -700,13 +840,13 @@ class _Run:
     # ---- a chunk ---------------------------------------------------------------------------------------------
     def score_chunk(self, records: list[VcfRecord], result: ScoreResult) -> tuple[list[str], list[dict]]:
         ref_sequences: dict[Any, str] = {}
-        plans: list[list[tuple[str | None, list[Job]]]] = []
+        plans: list[list[AltPlan]] = []
         jobs: list[Job] = []
         for record in records:
             plan = self._plan(record, ref_sequences)
             plans.append(plan)
-            for _, alt_jobs in plan:
-                jobs.extend(alt_jobs)
+            for alt_plan in plan:
+                jobs.extend(alt_plan.jobs)
         scored = self.scorer.score(jobs) if jobs else []
         by_job = {id(job): values for job, values in zip(jobs, scored)}
 
@@ -714,6 +854,9 @@ class _Run:
         for record, plan in zip(records, plans):
             result.n_records += 1
             entries: list[tuple[str, str]] = []
+            if plan and plan[0].reason != "unknown_chrom":
+                result.ref_checked += 1
+                result.ref_mismatched += plan[0].reason in REF_MISMATCH_REASONS
             if not record.alts:
                 result.skipped["no_alt"] += 1
                 entries.append((SKIPPED_ID, "no_alt"))
@@ -721,17 +864,19 @@ class _Run:
             else:
                 result.n_alleles += len(record.alts)
                 per_alt: list[dict[str, np.ndarray] | None] = []
-                for index, (reason, alt_jobs) in enumerate(plan):
-                    if reason is not None:
-                        result.skipped[reason] += 1
+                for index, alt_plan in enumerate(plan):
+                    if alt_plan.reason is not None:
+                        result.skipped[alt_plan.reason] += 1
                         per_alt.append(None)
-                        rows.append(self._row(record, index, None, reason, None))
+                        rows.append(self._row(record, index, None, alt_plan.reason, None))
                         continue
                     result.n_scored += 1
-                    per_alt.append(by_job[id(alt_jobs[0])])
-                    for rank, job in enumerate(alt_jobs):
+                    result.n_normalised += alt_plan.spelling is not None
+                    per_alt.append(by_job[id(alt_plan.jobs[0])])
+                    for rank, job in enumerate(alt_plan.jobs):
                         values = by_job[id(job)]
-                        rows.append(self._row(record, index, job, None, values, nearest=rank == 0))
+                        rows.append(self._row(record, index, job, None, values, nearest=rank == 0,
+                                              normalised=alt_plan.spelled))
                         self._keep(record, index, job, values)
                 if any(values is not None for values in per_alt):
                     for name, field_id in self.score_ids.items():
@@ -740,37 +885,40 @@ class _Run:
                             "." if values is None else format_values(values[name], integer) for values in per_alt)))
                     if self.regions is not None:
                         entries.append((self.region_id, ",".join(
-                            "." if reason is not None else _safe_id(alt_jobs[0].window.region_id)
-                            for reason, alt_jobs in plan)))
-                if any(reason is not None for reason, _ in plan):
-                    entries.append((SKIPPED_ID, ",".join(reason or "." for reason, _ in plan)))
+                            "." if alt_plan.reason is not None else _safe_id(alt_plan.jobs[0].window.region_id)
+                            for alt_plan in plan)))
+                if any(alt_plan.reason is not None for alt_plan in plan):
+                    entries.append((SKIPPED_ID, ",".join(alt_plan.reason or "." for alt_plan in plan)))
+                if any(alt_plan.spelling is not None for alt_plan in plan):
+                    entries.append((NORMALISED_ID, ",".join(alt_plan.spelled or "." for alt_plan in plan)))
             fields = record.raw.split("\t")
             fields[7] = replace_info(fields[7], entries, self.field_ids)
             lines.append("\t".join(fields) + "\n")
         return lines, rows
 
-    def _plan(self, record: VcfRecord, ref_sequences: dict[Any, str]) -> list[tuple[str | None, list[Job]]]:
+    def _plan(self, record: VcfRecord, ref_sequences: dict[Any, str]) -> list[AltPlan]:
+        check_letters(record)  # junk letters: an error naming file and line
         if not record.alts:
             return []
         chrom, reason = check_ref(record, self.genome)
         if reason is not None:
-            return [(reason, [])] * len(record.alts)
-        plan: list[tuple[str | None, list[Job]]] = []
-        for reason, allele in alleles_of(record, chrom):
+            return [AltPlan(reason) for _ in record.alts]
+        plan: list[AltPlan] = []
+        for reason, allele, spelling in alleles_of(record, chrom, self.genome):
             if reason is not None:
-                plan.append((reason, []))
+                plan.append(AltPlan(reason))
                 continue
             if self.regions is None:
                 if len(allele.ref) > self.spec.sequence_length:
-                    plan.append(("too_long", []))
+                    plan.append(AltPlan("too_long"))
                     continue
                 windows = [centred_window(allele, self.spec)]
             else:
                 windows = self.regions.holding(allele)
                 if not windows:
-                    plan.append(("outside_regions", []))
+                    plan.append(AltPlan("outside_regions"))
                     continue
-            plan.append((None, [self._job(allele, window, ref_sequences) for window in windows]))
+            plan.append(AltPlan(None, [self._job(allele, window, ref_sequences) for window in windows], spelling))
         return plan
 
     def _job(self, allele: Allele, window: Window, ref_sequences: dict[Any, str]) -> Job:
@@ -783,11 +931,12 @@ class _Run:
 
     # ---- outputs -----------------------------------------------------------------------------------------------
     def _row(self, record: VcfRecord, alt_index: int | None, job: Job | None, reason: str | None,
-             values: dict[str, np.ndarray] | None, nearest: bool = True) -> dict[str, Any]:
+             values: dict[str, np.ndarray] | None, nearest: bool = True, normalised: str | None = None
+             ) -> dict[str, Any]:
         row: dict[str, Any] = {"chrom": record.chrom, "pos": record.pos, "id": record.id, "ref": record.ref,
                                "alt": record.alts[alt_index] if alt_index is not None else ".",
                                "alt_index": alt_index + 1 if alt_index is not None else None,
-                               "skipped": reason or ""}
+                               "skipped": reason or "", "normalised": normalised or ""}
         if self.regions is not None:
             row["region"] = job.window.region_id if job is not None else None
             row["nearest_region"] = nearest if job is not None else None

@@ -20,6 +20,7 @@ from typing import IO, Any, Sequence
 import numpy as np
 
 SKIPPED_ID = "KV_SKIPPED"
+NORMALISED_ID = "KV_NORMALISED"
 MODEL_HEADER = "KV_model"
 BGZF_BLOCK_INPUT = 0xFF00  # uncompressed bytes per BGZF block, as htslib writes them
 # The 28-byte empty block that ends every BGZF file (SAM/BAM specification, section 4.1.2).

@@ -5,9 +5,15 @@ Conventions (the user-facing summary is in veff.py):
 Alleles. Every ALT of a record is scored on its own. REF and ALT are upper-cased and trimmed to their minimal
 form: first the shared prefix, then the shared suffix is removed (`AGGTG>A` at POS p becomes "delete GGTG at
 p+1", `A>ATTTG` becomes "insert TTTG before p+1"). The trimmed REF may be empty (an insertion), and so may the
-trimmed ALT (a deletion). Two spellings of one change therefore get the same windows and scores, and ALT == REF is
-a change of nothing (scores 0). `Allele.start` is the 0-based position of the first trimmed REF base (for an
-insertion: of the base the insertion goes before).
+trimmed ALT (a deletion). An indel (one of them empty) is then left-aligned against the reference, as `bcftools
+norm` does: while the base before it equals its last base, it is rolled one base to the left (deleting one A of
+AAAA, or inserting CA into ACACAC, is the same change wherever in the repeat the VCF writes it). Two spellings of
+one change (trimmed differently, left- or right-aligned in a repeat) therefore get the same allele, hence the same
+windows and scores in every mode; the output records the allele as scored (`KV_NORMALISED`, `POS:REF:ALT` in VCF
+spelling, see `vcf_spelling`) for every ALT whose scored form differs from what the record says. Substitutions and
+complex changes (both trimmed alleles non-empty) are not moved. ALT == REF is a change of nothing (scores 0).
+`Allele.start` is the 0-based position of the first trimmed REF base (for an insertion: of the base the insertion
+goes before).
 
 Skipped, never scored (reported per ALT in the INFO field KV_SKIPPED and counted): see `SKIP_REASONS`.
 
@@ -42,12 +48,21 @@ from .sequences import input_region, target_region
 SKIP_REASONS = {
     "no_alt": "the record has no ALT allele (ALT is '.')",
     "unknown_chrom": "the chromosome is not in the reference FASTA",
-    "ref_mismatch": "REF does not match the reference FASTA at POS (or runs past the chromosome end)",
+    "outside_contig": "REF lies (or runs) past the end of the chromosome in the reference FASTA",
+    "ref_mismatch": "REF does not match the reference FASTA at POS",
+    "reference_n": "REF holds N or another IUPAC ambiguity code: the reference bases at the variant are unknown",
     "symbolic": "a symbolic or breakend ALT (<DEL>, <INS:ME>, t[p[, .t, ...): structural variants are not scored",
     "star_allele": "ALT '*' (an allele missing because of an overlapping deletion): nothing to score on its own",
+    "ambiguous_alt": "the ALT allele holds an IUPAC ambiguity code (R, Y, K, M, S, W, B, D, H, V, N): which base "
+                     "is meant is unknown",
     "too_long": "the REF allele is longer than the model's window",
     "outside_regions": "region mode: the variant lies in no region's model window",
 }
+# Letters a VCF allele may hold: the bases, N and the IUPAC ambiguity codes (real REF alleles carry the codes of
+# references such as GRCh37). Any other letter (U, X, ...) is an error naming the file and line.
+PLAIN_BASES = frozenset("ACGT")
+ALLELE_LETTERS = frozenset("ACGTNRYKMSWBDHV")
+REF_MISMATCH_REASONS = ("ref_mismatch", "outside_contig")
 
 
 def is_sequence_allele(allele: str) -> bool:
@@ -60,7 +75,21 @@ def skip_reason_of_alt(alt: str) -> str | None:
         return "star_allele"
     if not is_sequence_allele(alt):
         return "symbolic"
+    if not set(alt.upper()) <= PLAIN_BASES:
+        return "ambiguous_alt"
     return None
+
+
+def check_letters(record: VcfRecord) -> None:
+    """GenomeError naming file and line when REF or a sequence ALT holds a letter that is neither a base nor an
+    IUPAC ambiguity code (the VCF reader refuses other characters the same way)."""
+    alleles = [("REF", record.ref)] + [("ALT", alt) for alt in record.alts if is_sequence_allele(alt)]
+    for what, allele in alleles:
+        bad = sorted(set(allele.upper()) - ALLELE_LETTERS)
+        if bad:
+            where = f"{record.source}:{record.line}" if record.source else f"line {record.line}"
+            raise GenomeError(f"{where}: {what} {allele!r} holds {', '.join(repr(c) for c in bad)}, which is neither "
+                              "a base (A, C, G, T, N) nor an IUPAC ambiguity code")
 
 
 def trim_alleles(start: int, ref: str, alt: str) -> tuple[int, str, str]:
@@ -78,9 +107,41 @@ def trim_alleles(start: int, ref: str, alt: str) -> tuple[int, str, str]:
     return start + shared, ref, alt
 
 
+LEFT_ALIGN_BLOCK = 64  # reference bases fetched at a time while rolling an indel to the left
+
+
+def left_align(genome: Genome, chrom: str, start: int, ref: str, alt: str) -> tuple[int, str, str]:
+    """A trimmed indel (`trim_alleles` output with REF or ALT empty) rolled to its leftmost equivalent position.
+
+    bcftools norm's rule: while the reference base before the indel equals the last base of the deleted (or
+    inserted) sequence, move one base left, that base becoming the first of the sequence. Stops at the chromosome
+    start. Substitutions, complex changes and ALT == REF are returned unchanged.
+    """
+    if (ref and alt) or not (ref or alt):
+        return start, ref, alt
+    sequence = ref or alt
+    block = ""
+    while start > 0:
+        if not block:
+            block = genome.fetch(chrom, max(0, start - LEFT_ALIGN_BLOCK), start).upper()
+        base = block[-1]
+        if base != sequence[-1]:
+            break
+        sequence = base + sequence[:-1]
+        block = block[:-1]
+        start -= 1
+    return (start, sequence, "") if ref else (start, "", sequence)
+
+
+def normalise(genome: Genome, chrom: str, start: int, ref: str, alt: str) -> tuple[int, str, str]:
+    """Trimmed and, for indels, left-aligned (module docstring)."""
+    start, ref, alt = trim_alleles(start, ref, alt)
+    return left_align(genome, chrom, start, ref, alt)
+
+
 @dataclass(frozen=True)
 class Allele:
-    """One ALT of a VCF record, trimmed (see the module docstring); `chrom` is the FASTA's name."""
+    """One ALT of a VCF record, trimmed and left-aligned (module docstring); `chrom` is the FASTA's name."""
 
     chrom: str
     start: int
@@ -96,6 +157,18 @@ class Allele:
     def footprint_end(self) -> int:
         """End of the reference bases a window must hold to see the variant (an insertion: the base after it)."""
         return self.start + max(len(self.ref), 1)
+
+
+def vcf_spelling(genome: Genome, allele: Allele) -> tuple[int, str, str]:
+    """(POS, REF, ALT) of an allele as a VCF writes it: an indel with the reference base before it (at the
+    chromosome start: the base after it), anything else as it is. ALT == REF: (POS, REF base, same base)."""
+    if allele.ref and allele.alt:
+        return allele.start + 1, allele.ref, allele.alt
+    if allele.start > 0:
+        anchor = genome.fetch(allele.chrom, allele.start - 1, allele.start).upper()
+        return allele.start, anchor + allele.ref, anchor + allele.alt
+    after = genome.fetch(allele.chrom, allele.ref_end, allele.ref_end + 1).upper()
+    return 1, allele.ref + after, allele.alt + after
 
 
 @dataclass(frozen=True)
@@ -128,7 +201,7 @@ def check_ref(record: VcfRecord, genome: Genome) -> tuple[str | None, str | None
         return None, "unknown_chrom"
     name = genome.resolve(record.chrom)
     if record.end > genome.contig_lengths[name]:
-        return name, "ref_mismatch"
+        return name, "outside_contig"
     if genome.fetch(name, record.start, record.end).upper() != record.ref.upper():
         return name, "ref_mismatch"
     return name, None
@@ -233,14 +306,25 @@ def chunked(items: Iterator, size: int) -> Iterator[list]:
         yield chunk
 
 
-def alleles_of(record: VcfRecord, chrom: str) -> Sequence[tuple[str | None, Allele | None]]:
-    """(skip reason or None, trimmed allele or None) for each ALT of a record whose REF matched."""
+def alleles_of(record: VcfRecord, chrom: str, genome: Genome
+               ) -> Sequence[tuple[str | None, Allele | None, tuple[int, str, str] | None]]:
+    """(skip reason or None, normalised allele or None, its VCF spelling when it differs from the record's POS,
+    REF and that ALT, else None) for each ALT of a record whose REF matched the reference."""
     out = []
+    ref_unknown = not set(record.ref.upper()) <= PLAIN_BASES
     for index, alt in enumerate(record.alts):
         reason = skip_reason_of_alt(alt)
+        if reason in (None, "ambiguous_alt") and ref_unknown:
+            reason = "reference_n"
         if reason is not None:
-            out.append((reason, None))
+            out.append((reason, None, None))
             continue
-        start, ref, alt_bases = trim_alleles(record.start, record.ref, alt)
-        out.append((None, Allele(chrom, start, ref, alt_bases, index)))
+        start, ref, alt_bases = normalise(genome, chrom, record.start, record.ref, alt)
+        allele = Allele(chrom, start, ref, alt_bases, index)
+        spelling = None
+        if ref or alt_bases:
+            spelling = vcf_spelling(genome, allele)
+            if spelling == (record.pos, record.ref.upper(), alt.upper()):
+                spelling = None
+        out.append((None, allele, spelling))
     return out

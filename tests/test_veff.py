@@ -160,10 +160,11 @@ def test_diff_is_alt_minus_ref_of_the_model_on_hand_built_windows(centred_promot
     a, b = window(s, 1)
     ref = genome.fetch("20", a, b)
     cases["snv_plus"] = ("chr20:361600:G:A", ref, ref[:s - a] + "A" + ref[s - a + 1:])
-    s = 361_620                                                 # ins_plus G>GTTTG: TTTG before 0-based 361,620
+    s = 361_619  # ins_plus G>GTTTG: TTTG before 0-based 361,620, left-aligned (a G precedes): GTTT before 361,619
     a, b = window(s, 0)
     ref = genome.fetch("20", a, b)
-    cases["ins_plus"] = ("chr20:361620:G:GTTTG", ref, (ref[:s - a] + "TTTG" + ref[s - a:])[:300])
+    assert ref[s - a - 1:s - a + 1] == "GG"
+    cases["ins_plus"] = ("chr20:361620:G:GTTTG", ref, (ref[:s - a] + "GTTT" + ref[s - a:])[:300])
     s = 361_640                                                 # del_plus TCGCA>T: CGCA deleted at 361,640
     a, b = window(s, 4)
     ref = genome.fetch("20", a, b)
