@@ -198,8 +198,8 @@ class GenaConfig:
         if data.get("model_type") == "big_bird":
             raise ConfigError(
                 f"{source}: this is a stock Hugging Face BigBird config (gena-lm-bigbird-base-t2t). It is not a "
-                "GENA-LM BERT; load it with transformers' own classes: "
-                "transformers.BigBirdForMaskedLM.from_pretrained(folder).")
+                "GENA-LM BERT; checkpoint.load_model(folder) loads it with transformers' own BigBird classes "
+                "(genalm_models/bigbird.py).")
         if data.get("model_type") not in (None, "bert"):
             raise ConfigError(f"{source}: model_type {data.get('model_type')!r} is not a GENA-LM BERT model")
         known = {f.name for f in dataclasses.fields(cls)} - {"extra", "rmt"}

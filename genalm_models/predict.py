@@ -7,7 +7,9 @@ loop. It owns:
 - length-aware batching: sequences are sorted by token count and batched up to `batch_size` sequences and
   `max_batch_tokens` tokens, padding only to the longest in a batch; outputs come back in input order;
 - device and precision: CPU or GPU, fp32 by default, bf16 on request; the model runs as the fused inference copy
-  of `inference.py` (bf16 weights, fused QKV, packed oneDNN GEMMs on CPU), or as is with `optimize=False`;
+  of `inference.py` (bf16 weights, fused QKV, packed oneDNN GEMMs on CPU), or as is with `optimize=False`. The
+  transformers BigBird of `bigbird.py` (gena-lm-bigbird-base-t2t) has no fused copy (inference.py knows only our
+  modules): it always runs as is, in fp32, or for bf16 as a bf16 copy of its weights (`bigbird.inference_copy`);
 - output transforms from the model config (`GenaConfig.resolved_problem_type`): softmax (single-label), sigmoid
   (multi-label) or raw values (regression); for token heads, per-token tracks with nucleotide offsets or
   per-nucleotide arrays;
@@ -26,11 +28,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .bigbird import HFBigBird, inference_copy
 from .config import GenaConfig
 from .genome import reverse_complement
 from .inference import keep_freed_memory as keep_freed_memory_of_process
 from .inference import optimize_for_inference
-from .modeling_gena import GenaForMaskedLM, GenaForSequenceClassification, GenaOutput
+from .modeling_gena import HEADS, GenaOutput
 from .official_layouts import LAYOUTS, spliceai_input
 from .rmt import RMT
 from .tasks.base import TokenTrack
@@ -54,6 +57,13 @@ def is_rmt(model: torch.nn.Module) -> bool:
     while hasattr(model, "module") or hasattr(model, "_orig_mod"):
         model = getattr(model, "module", None) or model._orig_mod
     return isinstance(model, RMT)
+
+
+def head_name(model: torch.nn.Module) -> str:
+    """"mlm", "sequence_classification", "token_classification" or "embedding": the head inside any wrapper; our
+    own heads by their class, others (bigbird.HFBigBird) by their `head_name`."""
+    head = unwrap(model)
+    return next((name for name, cls in HEADS.items() if isinstance(head, cls)), None) or head.head_name
 
 
 def max_content_tokens(model: torch.nn.Module) -> int | None:
@@ -94,17 +104,17 @@ def forward_content(model: torch.nn.Module, content_ids: torch.Tensor, content_m
     mask = F.pad(content_mask, (1, 1))
     mask[:, 0] = 1
     mask[torch.arange(batch, device=ids.device), lengths + 1] = 1
-    head = unwrap(model)
-    token_level = not isinstance(head, GenaForSequenceClassification)
+    head = head_name(model)
+    token_level = head != "sequence_classification"
     if labels is not None and token_level:
         # labels follow the content tokens: shift them under [CLS]/[SEP]
-        fill = -100 if isinstance(head, GenaForMaskedLM) else 0
+        fill = -100 if head == "mlm" else 0
         labels = F.pad(labels, (0, 0, 1, 1) if labels.dim() == 3 else (1, 1), value=fill)
         if labels_mask is not None:
             labels_mask = F.pad(labels_mask, (1, 1))
-        elif not isinstance(head, GenaForMaskedLM):
+        elif head != "mlm":
             labels_mask = F.pad(content_mask, (1, 1))
-    if isinstance(head, GenaForMaskedLM):
+    if head == "mlm":
         out = model(ids, mask, labels=labels)
     elif labels_mask is not None:
         out = model(ids, mask, labels=labels, labels_mask=labels_mask)
@@ -113,7 +123,7 @@ def forward_content(model: torch.nn.Module, content_ids: torch.Tensor, content_m
     if token_level:
         hidden = out.hidden_states[:, 1: width + 1]
         logits = out.logits
-        if logits is not None and not (isinstance(head, GenaForMaskedLM) and labels is not None):
+        if logits is not None and not (head == "mlm" and labels is not None):
             logits = logits[:, 1: width + 1]
         return GenaOutput(logits=logits, hidden_states=hidden, loss=out.loss)
     return out
@@ -155,7 +165,9 @@ class Predictor:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if self.device.type == "cpu" and keep_freed_memory:
             keep_freed_memory_of_process()  # no page faults on every batch's activations (inference.py)
-        if optimize:  # a fused copy in the inference dtype (inference.py); `model` itself is left as it is
+        if isinstance(unwrap(model), HFBigBird):  # no fused copy of transformers' modules (module docstring)
+            self.model = inference_copy(model, precision, self.device)
+        elif optimize:  # a fused copy in the inference dtype (inference.py); `model` itself is left as it is
             self.model = optimize_for_inference(model, precision, self.device)
         else:  # the plain modules, under autocast for bf16: the reference the fast path is tested against
             self.model = model.to(self.device).eval()
@@ -166,9 +178,9 @@ class Predictor:
         self.progress = progress
         self.config: GenaConfig = unwrap(self.model).config
         self.head = unwrap(self.model)
-        self.token_level = not isinstance(self.head, GenaForSequenceClassification)
-        self.head_kind = ("sequence_classification" if not self.token_level else
-                          "mlm" if isinstance(self.head, GenaForMaskedLM) else "token_classification")
+        head = head_name(self.model)
+        self.token_level = head != "sequence_classification"
+        self.head_kind = head if head != "embedding" else "token_classification"
         # "standard": [CLS] tokens [SEP] (or RMT segments); "spliceai": the official SpliceAI head's layout of
         # `flank` + target + `flank` bp (official_layouts.py)
         self.layout = layout
@@ -300,7 +312,7 @@ class Predictor:
         sequence; the copies go through the usual length-aware batches, and the vocabulary decoder runs only on
         the masked position. Returns one float64 array per sequence, aligned with its `positions`.
         """
-        if not isinstance(self.head, GenaForMaskedLM):
+        if self.head_kind != "mlm":
             raise ValueError(f"masked log-likelihoods need a masked-LM head, this model is "
                              f"{type(self.head).__name__}")
         if len(token_ids) != len(positions):

@@ -200,7 +200,8 @@ class Weights:
     tokenizer_folder: Path
     file: Path                   # the weights file
     sha256: str
-    config: Any = None           # GenaConfig, when it differs from folder/config.json as read plainly
+    config: Any = None           # GenaConfig (a BigBirdConfig for a stock BigBird), when it differs from
+                                 # folder/config.json as read plainly
     hub: Any = None              # genalm_models.hub.HubRevision of an official model
 
 
@@ -217,6 +218,7 @@ def locate_weights(folder: Path, info: FolderInfo) -> Weights:
             log.warning("%s: sha256 %s differs from the %s recorded at export (genalm.json); the weights were "
                         "changed after export", weights, sha[:12], info.weights_sha256[:12])
         return Weights(folder, folder, weights, sha)
+    from genalm_models.bigbird import hf_config, is_bigbird
     from genalm_models.config import GenaConfig
     from genalm_models.hub import fetch, file_sha256
 
@@ -229,7 +231,9 @@ def locate_weights(folder: Path, info: FolderInfo) -> Weights:
         data = json.loads(config_file.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{config_file}: line {err.lineno}: invalid JSON: {err.msg}") from None
-    config = GenaConfig.from_dict({**info.config_defaults, **data}, source=str(config_file))
+    data = {**info.config_defaults, **data}
+    # a stock transformers BigBird (gena-lm-bigbird-base-t2t) keeps its own config class (genalm_models/bigbird.py)
+    config = hf_config(data) if is_bigbird(data) else GenaConfig.from_dict(data, source=str(config_file))
     return Weights(hub.folder, hub.tokenizer_folder, weights, file_sha256(weights) or sha256_file(weights),
                    config, hub)
 

@@ -131,6 +131,7 @@ OFFICIAL_MODELS: tuple[OfficialModel, ...] = (
     _backbone("gena-lm-bert-base-fly", "base", "MLM only", "Drosophila genomes"),
     _backbone("gena-lm-bert-base-yeast", "base", "MLM only", "yeast genomes"),
     _backbone("gena-lm-bert-base-athaliana", "base", "MLM only", "Arabidopsis thaliana genomes"),
+    _backbone("gena-lm-bigbird-base-t2t", "bigbird-hf", "MLM only", T2T_DATA),
     _promoters("gena-lm-bert-base-t2t", "base", 300, "F1 74.56 +/- 0.36"),
     _promoters("gena-lm-bert-large-t2t", "large", 300, "F1 76.44 +/- 0.16"),
     _promoters("gena-lm-bert-large-t2t", "large", 2000, "F1 93.70 +/- 0.44"),
@@ -145,9 +146,6 @@ REFUSED = {
     "gena-lm-bigbird-base-sparse-t2t": "block-sparse attention through DeepSpeed sparse kernels (CUDA, fp16 "
                                        "only); not implemented in torch here: use the official code with "
                                        "DeepSpeed",
-    "gena-lm-bigbird-base-t2t": "a stock Hugging Face BigBird (post-LN, its own block-sparse attention): load it "
-                                "with transformers.BigBirdForMaskedLM.from_pretrained; it is not a GENA-LM BERT "
-                                "and has no Kipoi model here yet",
     "gena-lm-bert-base-t2t@enformer": "a custom BertForEnformer head (Enformer bins); not implemented here",
 }
 

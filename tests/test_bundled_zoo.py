@@ -48,7 +48,7 @@ def test_bundle_size_and_model_cards():
 def test_kipoi_ls_lists_every_bundled_and_official_model(home, tmp_path):
     # kipoi ls shows a backbone with fine-tuned heads as a group, "bert-large-t2t/ (4)": itself and its heads
     output = run(["kipoi", "ls", "GENA-LM"], home, tmp_path).splitlines()
-    assert len(OFFICIAL) == 13
+    assert len(OFFICIAL) == 14
     for name in MODELS + [m for m in OFFICIAL if "/" not in m]:
         assert name in output or any(line.startswith(f"{name}/ (") for line in output), name
     for backbone in {m.split("/")[0] for m in OFFICIAL if "/" in m}:

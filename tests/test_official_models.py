@@ -93,7 +93,7 @@ def test_names_resolve_and_unsupported_ones_say_why():
         official.find("AIRI-Institute/gena-lm-bigbird-base-sparse-t2t")
     with pytest.raises(ValueError, match="not an official GENA-LM model"):
         official.find("GENA-LM/bert-huge")
-    assert len({m.kipoi_name for m in official.OFFICIAL_MODELS}) == len(official.OFFICIAL_MODELS) == 13
+    assert len({m.kipoi_name for m in official.OFFICIAL_MODELS}) == len(official.OFFICIAL_MODELS) == 14
 
 
 # ---- the official SpliceAI layout ----------------------------------------------------------------------------------
