@@ -1,7 +1,7 @@
 """How `scripts/install.sh` installs torch into the environment of the interpreter that runs this script.
 
-Prints one line for the shell: nothing when torch is already installed (kept as it is: a GPU machine's own build,
-or whatever torch the user chose), else the arguments of `pip install`:
+Prints one line for the shell: nothing when a torch that setup.py accepts (>=2.2,<3) is already installed (kept as it
+is: a GPU machine's own build, or whatever torch the user chose), else the arguments of `pip install`:
 
     torch==2.13.0                                    an NVIDIA GPU is present (the registry's default CUDA build),
                                                      or the configured index already serves the CPU build (+cpu,
@@ -78,11 +78,24 @@ def configured_torch(python: str = sys.executable, requirement: str = TORCH, ext
             return None
 
 
+def supported(version: str) -> bool:
+    """Within setup.py's torch>=2.2,<3 (anything else would make pip replace it with the newest default build)."""
+    try:
+        major, minor = (int(part) for part in version.split("+")[0].split(".")[:2])
+    except ValueError:
+        return False
+    return major == 2 and minor >= 2
+
+
 def decide(installed: str | None, gpu: bool, configured: str | None,
            cpu_index: str = CPU_INDEX) -> tuple[list[str], str]:
     """(pip install arguments, reason); no arguments: keep the installed torch."""
-    if installed:
+    if installed and supported(installed):
         return [], f"torch {installed} is installed: kept"
+    if installed:
+        reason = f"torch {installed} is installed but this package needs >=2.2,<3; "
+        args, why = decide(None, gpu, configured, cpu_index)
+        return args, reason + why
     if gpu:
         return [TORCH], "an NVIDIA GPU is present: the default (CUDA) build"
     if configured and "+cpu" in configured:
@@ -92,8 +105,9 @@ def decide(installed: str | None, gpu: bool, configured: str | None,
 
 def main() -> int:
     installed = installed_torch()
-    gpu = False if installed else has_nvidia_gpu()
-    configured = None if installed or gpu else configured_torch()
+    keep = installed is not None and supported(installed)
+    gpu = False if keep else has_nvidia_gpu()
+    configured = None if keep or gpu else configured_torch()
     args, reason = decide(installed, gpu, configured, os.environ.get("GENALM_TORCH_CPU_INDEX") or CPU_INDEX)
     print(f"torch: {reason}", file=sys.stderr)
     print(" ".join(args))

@@ -70,8 +70,15 @@ if [ "$PREFIX" = "$PWD/$VENV" ] && ! { [ -x "$PY" ] && "$PY" -m pip --version >/
       apt_install "python$version-venv"
     fi
   fi
+  # A Python that already has torch (a GPU image's own CUDA build, say) lends it to the venv instead of a second
+  # download of several GB: --system-site-packages (on a fresh machine the system Python has no torch: a plain venv).
+  shared=()
+  if "$BASE" -c 'import torch' 2>/dev/null; then
+    shared=(--system-site-packages)
+    say "$BASE has torch $("$BASE" -c 'import torch; print(torch.__version__)'): the venv sees its packages"
+  fi
   say "creating $VENV with $BASE"
-  run "$BASE" -m venv --clear "$VENV"  # --clear: a half-made .venv (e.g. from a failed earlier try) is remade
+  run "$BASE" -m venv --clear ${shared[@]+"${shared[@]}"} "$VENV"  # --clear: a half-made .venv (a failed try) is remade
 fi
 say "environment: $PREFIX ($why)"
 if [ "$DRY_RUN" = 0 ] && ! python_ok "$PY"; then

@@ -57,6 +57,12 @@ def test_install_makes_the_projects_venv_when_no_environment_is_active(tmp_path)
     assert f"+ {ROOT}/.venv/bin/genalm-kipoi register --force" in plan
 
 
+def test_a_python_that_has_torch_lends_it_to_the_venv(tmp_path):
+    """A GPU image's Python with its own torch: the venv sees it (no second download of the CUDA build)."""
+    plan = dry_run(bare_env(tmp_path, PYTHON=sys.executable))  # this interpreter has torch (the tests need it)
+    assert f"+ {sys.executable} -m venv --clear --system-site-packages .venv" in plan
+
+
 @pytest.mark.skipif(not SYSTEM_PYTHON.exists(), reason="no system /usr/bin/python3")
 def test_install_gets_python3_venv_with_apt_when_the_system_python_lacks_it(tmp_path):
     blocker = tmp_path / "blocker"
@@ -116,6 +122,8 @@ def test_torch_choice():
     for configured in ("2.13.0", None):  # the registry's default (CUDA) build, or no answer
         assert choose_torch.decide(None, gpu=False, configured=configured)[0] == \
             ["torch==2.13.0", "--extra-index-url", cpu_index]
+    # a torch setup.py does not accept would be replaced by pip with the newest default build: install 2.13.0
+    assert choose_torch.decide("1.13.1", gpu=False, configured="2.13.0+cpu")[0] == ["torch==2.13.0"]
     assert choose_torch.has_nvidia_gpu({"GENALM_GPU": "1"}) and not choose_torch.has_nvidia_gpu({"GENALM_GPU": "0"})
 
 
