@@ -710,13 +710,15 @@ class ReferenceScreen:
         return text
 
 
-def screen_reference(vcf: str | os.PathLike, genome: Genome, limit: int = REF_SCREEN_RECORDS) -> ReferenceScreen:
-    """Compare REF with the FASTA for the first `limit` records that have an ALT and a chromosome of the FASTA.
+def screen_reference(vcf: str | os.PathLike, genome: Genome, limit: int | None = None) -> ReferenceScreen:
+    """Compare REF with the FASTA for the first `limit` (default REF_SCREEN_RECORDS) records that have an ALT and
+    a chromosome of the FASTA.
 
     Cheap (no model; one FASTA read per record); decides whether the VCF is on the FASTA's coordinates before
     anything is predicted (module docstring).
     """
     screen = ReferenceScreen()
+    limit = REF_SCREEN_RECORDS if limit is None else limit
     with VcfReader(vcf) as reader:
         for record in reader:
             if screen.checked >= limit:

@@ -155,6 +155,25 @@ def test_vcf_on_shifted_coordinates_is_refused_unless_allowed(promoter, chr20_fa
     assert sidecar["summary"]["reference_check"] == {"records_checked": 20, "ref_mismatch": result.ref_mismatched}
 
 
+def test_mismatches_after_the_screened_records_are_warned_about_at_the_end(promoter, chr20_fasta, tmp_path,
+                                                                          monkeypatch, caplog):
+    import kipoi_genalm.veff as veff
+
+    monkeypatch.setattr(veff, "REF_SCREEN_RECORDS", 3)   # the real limit is 10,000 records
+    good = [line for line in TEST_VCF.read_text().splitlines(True) if not line.startswith("#")][:3]
+    shifted = [line for line in shifted_vcf(tmp_path / "s.vcf", 1).read_text().splitlines(True)
+               if not line.startswith("#")]
+    vcf = tmp_path / "late.vcf"
+    vcf.write_text(HEADER + "".join(good + shifted))
+    with caplog.at_level(logging.WARNING, logger="kipoi_genalm"):
+        result = score_variants(promoter, {"fasta_file": str(chr20_fasta)}, vcf, tmp_path / "late.out.vcf",
+                                progress=False, scores=["diff"])
+    assert result.ref_checked == 23 and result.ref_mismatched == 16
+    (warning,) = result.warnings
+    assert "16 of 23 records (70%; in the first 3 checked before scoring: 0)" in warning
+    assert "(in part) for another assembly" in warning and warning in caplog.text
+
+
 def test_cli_refuses_a_shifted_vcf_and_warns_on_stderr_when_allowed(tiny_zoo, chr20_fasta, tmp_path, capsys):
     from kipoi_genalm.cli import main
 
