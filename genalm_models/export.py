@@ -144,6 +144,7 @@ class Plan:
     trained_on: str | None = None
     license: str = "MIT"
     notes: str | None = None
+    architecture: str | None = None    # described in words instead of from config (models not built by us)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -657,7 +658,7 @@ def _model_doc(plan: Plan, config) -> str:
     short = plan.name.rsplit("/", 1)[-1]
     lines = [
         plan.description or f"GENA-LM {plan.task or short} model ({plan.kind} output).",
-        f"Architecture: GENA-LM BERT, {_architecture(config)}.",
+        f"Architecture: {plan.architecture or 'GENA-LM BERT, ' + _architecture(config)}.",
         f"Input: {plan.window.describe()}, read from the reference FASTA for each BED interval "
         "(upper-cased, reverse-complemented on '-' strands, N-padded past chromosome ends).",
         f"Output: {_outputs_doc(plan, config)}.",

@@ -192,14 +192,20 @@ def _example_source(model: OfficialModel) -> Path:
     return GROUP_DIR / {"promoter": "promoter", "splice": "splice"}.get(model.task or "", "mlm")
 
 
+def _positions(model: OfficialModel) -> int:
+    return 4096 if model.architecture == "bigbird-hf" else 512
+
+
 def card(model: OfficialModel) -> str:
     window = model.window.describe()
     outputs = ", ".join(model.output_labels) or "embeddings (pooled, per token)"
     lines = [
         f"# {model.kipoi_name}",
         "",
-        f"The published GENA-LM model `{model.repo_id}`, revision `{model.revision}`, run through Kipoi with this "
-        "package's own GENA-LM implementation (no remote code). The weights are fetched from the Hugging Face hub "
+        f"The published GENA-LM model `{model.repo_id}`, revision `{model.revision}`, run through Kipoi with "
+        + ("transformers' own BigBird classes (a stock Hugging Face BigBird) under this package's heads and "
+           "predict path" if model.architecture == "bigbird-hf" else "this package's own GENA-LM implementation")
+        + " (no remote code). The weights are fetched from the Hugging Face hub "
         "on first use into the Hugging Face cache (`genalm-kipoi download "
         f"{model.kipoi_name}` does it ahead of time); afterwards everything works offline (`HF_HUB_OFFLINE=1`).",
         "",
@@ -218,7 +224,8 @@ def card(model: OfficialModel) -> str:
     if model.kind == "mlm":
         lines += ["## Use", "",
                   "Through Kipoi the backbone returns embeddings; `genalm-kipoi score-variants` gives zero-shot "
-                  "masked-LM scores with it. Plain models take at most 510 tokens (~3.3 kb) per input.", ""]
+                  f"masked-LM scores with it. It takes at most {_positions(model) - 2} tokens "
+                  f"(~{(_positions(model) - 2) * 6.4 / 1000:.1f} kb at ~6.4 bp per token) per input.", ""]
     lines += ["## Provenance", "",
               "Every output's `<output>.provenance.json` records the repository, the branch and the commit it "
               "resolved to, and the sha256 of the weights file (the hub's own checksum of the blob).",
@@ -249,12 +256,14 @@ def write_folder(model: OfficialModel, out: Path | None = None) -> Path:
         write_folder_info(building, info)
         hidden = 1024 if model.architecture == "large" else 768
         config = GenaConfig(hidden_size=hidden, num_hidden_layers=24 if hidden == 1024 else 12,
-                            num_attention_heads=16 if hidden == 1024 else 12, intermediate_size=4 * hidden)
+                            num_attention_heads=16 if hidden == 1024 else 12, intermediate_size=4 * hidden,
+                            max_position_embeddings=_positions(model))
         plan = Plan(name=model.kipoi_name, version=model.revision, kind=model.kind, head=model.head,
                     task=model.task, window=model.window, labels=list(model.labels),
                     output_labels=model.output_labels, output_indices=list(model.output_indices),
                     fasta=examples / "example.fa.gz", reference_name=None, examples=[],
-                    max_tokens=512 if model.kind == "mlm" else None,
+                    max_tokens=_positions(model) if model.kind == "mlm" else None,
+                    architecture=CONFIGS[model.architecture],
                     description=(f"The published GENA-LM {model.backbone} "
                                  + (f"{model.task} head (branch {model.revision})" if model.task else "backbone")
                                  + f", weights fetched on first use from the Hugging Face hub ({model.repo_id}). "
