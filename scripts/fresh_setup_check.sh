@@ -49,10 +49,15 @@ mapfile -t commands < <(awk '
 ' "$tmp/repo/README.md")
 if [ "${#commands[@]}" -lt 2 ]; then say "README.md: no two \`\`\`bash blocks in the Set-up section"; exit 1; fi
 
+path=/usr/bin:/bin
+if ! env -i PATH=$path sh -c 'command -v python3' >/dev/null; then  # no system Python: the caller's python3
+  python=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || true)
+  [ -z "$python" ] || path=$path:$(dirname "$python")
+fi
 fresh() {  # run one command line in the clone, in the bare environment
-  env -i PATH=/usr/bin:/bin HOME="$home" LANG=C.UTF-8 "${carried[@]}" bash -c "cd '$tmp/repo' && $1"
+  env -i PATH="$path" HOME="$home" LANG=C.UTF-8 "${carried[@]}" bash -c "cd '$tmp/repo' && $1"
 }
-say "python3 here: $(env -i PATH=/usr/bin:/bin sh -c 'command -v python3' || echo none)"
+say "python3 here: $(env -i PATH="$path" sh -c 'command -v python3' || echo none)"
 for i in 0 1; do
   [ "$i" = 1 ] && [ "$first_only" = 1 ] && break
   say "command $((i + 1)): ${commands[$i]}"
