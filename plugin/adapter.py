@@ -18,10 +18,18 @@ reverse-complement averaging. What it adds is only the shape Kipoi users get:
              fixed-length windows give fixed shapes. `mlm` reads the MLM backbone's states (its vocabulary head is
              for training only).
 
+             A sequence with more than M tokens (M = `max_tokens` set at export, e.g. 200 = ~1.1 kb) is still
+             embedded whole (pooled, n_tokens); its per-token arrays stay NaN / -1, with a warning (never a
+             silently truncated row).
+
 Options (model.yaml `args`, overridden by environment variables, overridden by `configure(...)` / CLI flags):
   precision        fp32 | bf16                         GENALM_PRECISION
-  rc_average       also predict the reverse complement and average (sequence outputs, per-nucleotide tracks
-                   flipped back, pooled embeddings; per-token embeddings stay forward-strand)   GENALM_RC_AVERAGE
+  rc_average       also predict the reverse complement and average (sequence outputs, pooled embeddings;
+                   per-token embeddings stay forward-strand)   GENALM_RC_AVERAGE
+                   Only where the reverse complement is the same site (`rc_average_refusal`): centred windows of
+                   strand-symmetric targets (chromatin, enhancer, ...) and embeddings. Refused with the reason for
+                   TSS-anchored / promoter models (the other strand's window is another promoter: scores are
+                   pulled towards 0.5) and per-nucleotide (splice) models (a site belongs to one strand).
   device           auto | cpu | cuda | cuda:1          GENALM_DEVICE
   batch_size       sequences per model call            GENALM_BATCH_SIZE
   progress         a progress bar inside each Kipoi batch (long RMT inputs)   GENALM_PROGRESS
@@ -43,6 +51,7 @@ import numpy as np
 
 from genalm_models.genome import reverse_complement
 
+from . import provenance
 from .folder import WEIGHTS_FILE, FolderInfo, read_folder_info, sha256_file
 
 log = logging.getLogger(__name__)
@@ -166,6 +175,32 @@ def _quiet_checkpoint_log():
         logger.setLevel(previous)
 
 
+def rc_average_refusal(info: FolderInfo) -> str | None:
+    """Why reverse-complement averaging is meaningless for this model, or None where it is offered.
+
+    Averaging with the reverse complement assumes the target does not depend on the strand read: true for centred
+    windows of strand-symmetric targets (open chromatin, enhancer activity) and for embeddings (pooled), false for
+      - TSS-anchored / promoter windows: the reverse complement of a promoter window is the other strand's
+        window (upstream and downstream swapped), not the same promoter; averaging pulls scores towards 0.5;
+      - per-nucleotide (splice) tracks: a splice site belongs to one strand; averaging mixes the two strands'
+        sites.
+    """
+    if info.kind == "token":
+        return ("its per-nucleotide outputs are strand-specific (a splice site belongs to one strand; averaging "
+                "with the reverse complement mixes the two strands' sites)")
+    if info.window.anchor == "tss" or info.task == "promoter":
+        return ("its window is anchored on the 5' end (TSS) of the interval's strand; the reverse complement is "
+                "the other strand's window, not the same promoter, so averaging pulls scores towards 0.5")
+    return None
+
+
+def check_rc_average(info: FolderInfo, options: "PredictOptions") -> None:
+    reason = rc_average_refusal(info) if options.rc_average else None
+    if reason is not None:
+        raise ValueError(f"{info.name}: rc_average (GENALM_RC_AVERAGE, --rc-average) is not offered for this "
+                         f"model: {reason}")
+
+
 def kipoi_outputs(info: FolderInfo, predictions: np.ndarray | dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """What the Kipoi model returns: sequence outputs as {label: (B,)} (so `kipoi predict` names the columns
     `preds/promoter`, not `preds/0`); token and embedding outputs are dicts already."""
@@ -216,7 +251,8 @@ def locate_weights(folder: Path, info: FolderInfo) -> Weights:
         sha = sha256_file(weights)
         if sha != info.weights_sha256:
             log.warning("%s: sha256 %s differs from the %s recorded at export (genalm.json); the weights were "
-                        "changed after export", weights, sha[:12], info.weights_sha256[:12])
+                        "changed after export", weights, sha[:12], info.weights_sha256[:12],
+                        extra={"genalm_kind": "weights_changed"})
         return Weights(folder, folder, weights, sha)
     from genalm_models.bigbird import hf_config, is_bigbird
     from genalm_models.config import GenaConfig
@@ -258,6 +294,8 @@ class FolderModel:
     def __init__(self, folder: str | os.PathLike, options: PredictOptions = PredictOptions()):
         self.folder = Path(folder).resolve()
         self.info: FolderInfo = read_folder_info(self.folder)
+        check_rc_average(self.info, options)  # before loading the weights: a refused option fails at once
+        self._token_overflow_warnings = 0
         # An MLM folder is read through the embedding head: Kipoi users get its states, not vocabulary logits.
         head = "embedding" if self.info.kind in ("embedding", "mlm") else self.info.head
         self.model, self.tokenizer, weights = load_folder_model(self.folder, self.info, head)
@@ -274,7 +312,9 @@ class FolderModel:
 
     def configure(self, **changes: Any) -> PredictOptions:
         """Change options (precision, rc_average, device, batch_size, progress, embedding_outputs, max_tokens)."""
-        self.options = self.options.merged(changes, "configure()")
+        options = self.options.merged(changes, "configure()")
+        check_rc_average(self.info, options)
+        self.options = options
         self.predictor = self._build_predictor(self.options)
         return self.options
 
@@ -329,14 +369,36 @@ class FolderModel:
             counts = np.zeros(len(sequences), dtype=np.int32)
             for row, track in enumerate(tracks):
                 n = len(track.probs)
-                if n > width:
-                    raise ValueError(f"sequence {row} has {n} tokens, more than max_tokens={width}; raise "
-                                     "max_tokens (GENALM_MAX_TOKENS) or use embedding_outputs=pooled")
-                states[row, :n] = track.probs
-                spans[row, :n] = track.offsets
                 counts[row] = n
+                if n <= width:  # longer: left NaN / -1 (see _warn_token_overflow), never truncated
+                    states[row, :n] = track.probs
+                    spans[row, :n] = track.offsets
+            if (counts > width).any():
+                self._warn_token_overflow(counts, width, sequences)
             out.update(token_embeddings=states, token_spans=spans, n_tokens=counts)
         return out
+
+    MAX_OVERFLOW_WARNINGS = 3
+
+    def _warn_token_overflow(self, counts: np.ndarray, width: int, sequences: list[str]) -> None:
+        """Per-token arrays have a fixed width (Kipoi's writers need one shape for all batches): rows with more
+        tokens are embedded whole (pooled, n_tokens) and their per-token arrays stay empty. Shown for the first
+        batches, counted for every one."""
+        over = np.flatnonzero(counts > width)
+        longest = int(counts.max())
+        longest_bp = max(len(sequences[i]) for i in over)
+        message = (f"{len(over)} of {len(counts)} sequences in a batch (the longest {longest_bp:,} bp, "
+                   f"{longest} tokens) have more tokens than max_tokens={width}: their pooled embeddings and "
+                   "n_tokens cover the whole sequence, their per-token arrays are left empty (NaN / -1). For "
+                   f"per-token outputs set GENALM_MAX_TOKENS={longest} or more; for pooled only, "
+                   "GENALM_EMBEDDING_OUTPUTS=pooled")
+        self._token_overflow_warnings += 1
+        if self._token_overflow_warnings > self.MAX_OVERFLOW_WARNINGS:
+            provenance.note_warning(message, "tokens_over_max_tokens")
+            return
+        more = (" (further such batches are counted in the provenance file, not shown)"
+                if self._token_overflow_warnings == self.MAX_OVERFLOW_WARNINGS else "")
+        log.warning("%s%s", message, more, extra={"genalm_kind": "tokens_over_max_tokens"})
 
     # ---- provenance -----------------------------------------------------------------------------------------
     def provenance(self) -> dict[str, Any]:

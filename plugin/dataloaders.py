@@ -9,7 +9,12 @@ The work is done by `sequences.IntervalSequences` (see there for windows, strand
 the checks); this module only adds the Kipoi description and the sample layout:
     {"inputs": str array (the sequence),
      "metadata": {"ranges": GenomicRanges(chr, start, end, id, strand) of the region the predictions refer to},
-     "targets": float32 array of the extra BED columns, when the file has any}
+     "targets": float32 array of the extra BED columns, only with ignore_targets: false}
+
+The output schema declares no `targets`: Kipoi checks a dataloader's targets against the model's outputs
+(`ModelSchema.compatible_with_schema`), and extra BED columns are whatever the user's file holds, not the model's
+outputs ({label: ...} dicts): declaring them made every model print "dataloader.output_schema is not compatible
+with model.schema". They are read only on request (`ignore_targets: false`).
 """
 from __future__ import annotations
 
@@ -29,18 +34,22 @@ kipoi_compat.apply()
 _DESCRIPTION = """
 info:
     doc: >
-        GENA-LM standardized dataloader. Reads BED intervals (BED3 to BED6; extra columns from the 7th on are read
-        as numeric targets; plain or gzip; track, browser, comment and header lines skipped) and returns, for each,
-        the reference sequence the model reads: upper-case, reverse-complemented on '-' strands, N-padded where
-        the window runs past a chromosome end. Chromosome names are matched across conventions (chr20 = 20,
-        chrM = MT). Unknown chromosomes, malformed lines and intervals past a chromosome end are errors naming
-        the file and line, raised before anything is predicted.
+        GENA-LM standardized dataloader. Reads BED intervals (BED3 to BED6 and more; extra columns from the 7th on
+        are ignored unless ignore_targets is false; plain or gzip; track, browser, comment and header lines
+        skipped) and returns, for each, the reference sequence the model reads: upper-case, reverse-complemented
+        on '-' strands, N-padded where the window runs past a chromosome end. Chromosome names are matched across
+        conventions (chr20 = 20, chrM = MT). Unknown chromosomes, malformed lines, intervals past a chromosome end
+        and (for TSS-anchored windows) intervals without a strand are errors naming the file, raised before
+        anything is predicted.
     authors:
         - name: GENA-LM Kipoi plugin (genalm-models)
     license: MIT
 args:
     intervals_file:
-        doc: BED file (BED3..BED6 + optional numeric target columns; plain or .gz); chr20 or 20 naming
+        doc: >
+            BED file (BED3..BED6 and more; plain or .gz); chr20 or 20 naming. TSS-anchored models (anchor tss)
+            need the strand (column 6) of every interval: without it the run stops with an error naming the file
+            and the count, unless use_strand is false
         example: {intervals_example}
     fasta_file:
         doc: >
@@ -61,7 +70,9 @@ args:
         doc: >
             Context (bp) read on both sides of the window; per-nucleotide outputs are cropped back to the window
     use_strand:
-        doc: Reverse-complement intervals on the '-' strand (BED column 6); false reads every interval on '+'
+        doc: >
+            Reverse-complement intervals on the '-' strand (BED column 6); false reads every interval on '+' (and
+            lets TSS-anchored models read intervals without a strand, as '+')
     reference_contigs:
         doc: >
             Contig lengths of the reference the model was trained on (contig=length,...). The FASTA's contigs
@@ -69,7 +80,9 @@ args:
             none/empty disables the check
         example: none
     ignore_targets:
-        doc: Do not read extra BED columns as targets (set it when they are not numbers)
+        doc: >
+            true (default) - extra BED columns (7th on) are ignored; false - they are read as numbers and returned
+            as `targets` (not part of the output schema: they are the file's values, not the model's outputs)
 output_schema:
     inputs:
         name: seq
@@ -77,9 +90,6 @@ output_schema:
         special_type: DNAStringSeq
         doc: DNA sequence, 5' to 3' on the interval's strand
         associated_metadata: ranges
-    targets:
-        shape: (None,)
-        doc: numeric BED columns 7 onwards, when present
     metadata:
         ranges:
             type: GenomicRanges
@@ -93,7 +103,8 @@ class _IntervalSeqDlBase(Dataset):
     """BED + FASTA -> DNA strings (the Kipoi description is added by `interval_dataloader_class`)."""
 
     def __init__(self, intervals_file, fasta_file, sequence_length=None, anchor="center", upstream=None, flank=0,
-                 use_strand=True, reference_contigs=None, ignore_targets=False):
+                 use_strand=True, reference_contigs=None, ignore_targets=True):
+        started = provenance.tick()  # the warnings of reading the inputs belong to this run's outputs
         window = window_spec(sequence_length, anchor, upstream, flank)
         self.sequences = IntervalSequences(intervals_file, fasta_file, window,
                                            use_strand=as_bool(use_strand, "use_strand"),
@@ -103,7 +114,8 @@ class _IntervalSeqDlBase(Dataset):
                                                           else "not checked")
         provenance.register_inputs({
             "intervals_file": str(intervals_file), "fasta_file": str(fasta_file),
-            "n_intervals": len(self.sequences), "window": window.describe(), "reference_check": checked})
+            "n_intervals": len(self.sequences), "window": window.describe(), "reference_check": checked},
+            started=started)
 
     def __len__(self):
         return len(self.sequences)
@@ -151,7 +163,7 @@ def interval_dataloader_class(name: str = "IntervalSeqDl", intervals_example: st
 
         def __init__(self, intervals_file, fasta_file, sequence_length=window.sequence_length,
                      anchor=window.anchor, upstream=window.upstream, flank=window.flank, use_strand=True,
-                     reference_contigs=contigs, ignore_targets=False):
+                     reference_contigs=contigs, ignore_targets=True):
             _IntervalSeqDlBase.__init__(self, intervals_file, fasta_file, sequence_length, anchor, upstream, flank,
                                         use_strand, reference_contigs, ignore_targets)
 

@@ -16,7 +16,10 @@ Applied (once, idempotently) when a GENA-LM Kipoi model or dataloader module is 
    file attribute `genalm_provenance`.
 4. `kipoi test` compares expected and observed predictions with kipoi_utils' `compare_numpy_dict`, which checks
    only the first array of a dict-valued output (see `compare_outputs`): replaced by a version that checks all.
-The TSV writer also avoids `DataFrame.sort_index(inplace=True)` (deprecated in pandas 3.1).
+The TSV writer also orders its columns for people (`column_order`: metadata/ranges chr, start, end, id, strand
+first, then the predictions, positions in numeric order: /2 before /10, where kipoi sorted them as strings), avoids
+`DataFrame.sort_index(inplace=True)` (deprecated in pandas 3.1), and says on stderr when a table gets more than
+TSV_COLUMN_NOTE columns (per-nucleotide or per-token outputs) that HDF5 (`-o out.h5`) suits them better.
 This changes kipoi's writers for the whole process (other models' outputs become atomic too, without sidecar).
 """
 from __future__ import annotations
@@ -33,6 +36,9 @@ import numpy as np
 from . import provenance
 
 _REMOVED_NUMPY_ALIASES = {"string_": np.bytes_, "unicode_": np.str_}
+TSV_COLUMN_NOTE = 1000
+_RANGES_ORDER = {"chr": 0, "start": 1, "end": 2, "id": 3, "strand": 4}
+_TOP_ORDER = {"metadata": 0, "inputs": 1, "targets": 2, "preds": 3}
 _pending_temporaries: set[str] = set()
 _applied = False
 
@@ -75,11 +81,35 @@ def _remove_unfinished_outputs() -> None:
     _pending_temporaries.clear()
 
 
+def column_order(name: str, sep: str = "/") -> tuple:
+    """Sort key of a flattened column name: metadata (ranges as chr, start, end, id, strand) before inputs,
+    targets and predictions; numeric parts as numbers (preds/donor/2 before preds/donor/10)."""
+    key = []
+    for depth, part in enumerate(name.split(sep)):
+        if part.isdigit():
+            key.append((0, int(part), ""))
+        elif depth == 0 and part in _TOP_ORDER:
+            key.append((1, _TOP_ORDER[part], part))
+        elif part in _RANGES_ORDER and name.startswith(f"metadata{sep}ranges{sep}"):
+            key.append((1, _RANGES_ORDER[part], part))
+        else:
+            key.append((2, 0, part))
+    return tuple(key)
+
+
+def _note_wide_table(path: str, n_columns: int) -> None:
+    import sys
+
+    print(f"note: {path}: {n_columns:,} columns (per-position outputs, one column each); a table this wide is "
+          "hard to read or load - write HDF5 instead (-o out.h5; arrays keep their shape), or for embedding "
+          "models GENALM_EMBEDDING_OUTPUTS=pooled", file=sys.stderr)
+
+
 def _provenance_document(final_path: str, opened_at: int) -> dict | None:
     models = provenance.models_used_since(opened_at)
     if not models:
         return None  # not a GENA-LM output: leave no sidecar
-    return provenance.record(final_path, models)
+    return provenance.record(final_path, models, since=provenance.run_started(opened_at))
 
 
 def _make_writers():
@@ -100,8 +130,11 @@ def _make_writers():
             import pandas as pd
             from kipoi_utils.data_utils import flatten_batch
 
-            frame = pd.DataFrame(flatten_batch(batch, nested_sep=self.nested_sep)).sort_index(axis=1)
+            frame = pd.DataFrame(flatten_batch(batch, nested_sep=self.nested_sep))
+            frame = frame[sorted(frame.columns, key=lambda c: column_order(str(c), self.nested_sep))]
             if self.first_pass:
+                if frame.shape[1] > TSV_COLUMN_NOTE:
+                    _note_wide_table(self.final_path, frame.shape[1])
                 frame.to_csv(self.file_path, sep="\t", index=False)
                 self.first_pass = False
             else:
@@ -190,6 +223,7 @@ def apply_strict_test_comparison() -> None:
 
 
 def apply() -> None:
+    provenance.install_warning_handler()  # after the `kipoi` command's logging set-up: see provenance.py
     apply_numpy_aliases()
     apply_atomic_writers()
     apply_strict_test_comparison()

@@ -27,12 +27,16 @@ class GenaLMModel(BaseModel):
     def __init__(self, model_dir: str = ".", precision: str = "fp32", rc_average: bool = False,
                  device: str = "auto", batch_size: int = 32, progress: bool = False,
                  embedding_outputs: str | None = None, max_tokens: int | None = None):
+        from genalm_models.io_utils import exit_cleanly_on_sigterm
+
+        exit_cleanly_on_sigterm()  # under the `kipoi` CLI too: SIGTERM removes partial outputs like Ctrl-C
         options = PredictOptions.build(
             dict(precision=precision, rc_average=rc_average, device=device, batch_size=batch_size,
                  progress=progress, embedding_outputs=embedding_outputs, max_tokens=max_tokens),
             "model.yaml args").with_environment()
+        started = provenance.tick()  # warnings while loading (changed weights, ...) belong to this model's runs
         self.runner = FolderModel(model_dir, options)
-        self._provenance_key = provenance.register_model(self.runner.provenance())
+        self._provenance_key = provenance.register_model(self.runner.provenance(), started=started)
 
     @property
     def genalm_info(self):

@@ -12,6 +12,11 @@ sequences `kipoi predict`, `kipoi test` and `genalm-kipoi scan` feed the model a
    FASTA, so read-only folders work), upper-cased, reverse-complemented on '-' strands, N-padded past either
    chromosome end;
 5. optionally check the FASTA's contig lengths against those of the reference the model was trained on.
+
+Strands: a window anchored on the 5' end (`anchor: tss`, the promoter models) is strand-specific, so intervals
+without a strand ('.' or BED3-5) are an error naming the file and their count, unless the caller reads everything
+on '+' on purpose (`use_strand: false`). Warnings ("this result may be wrong": another assembly, N-rich windows)
+are logged, shown and counted for provenance (provenance.WarningHandler).
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ import numpy as np
 
 from genalm_models.genome import Genome, GenomeError, Interval, read_bed
 
+from . import provenance
 from .folder import WindowSpec, compare_contigs, parse_reference_contigs
 
 log = logging.getLogger(__name__)
@@ -86,6 +92,21 @@ def target_region(interval: Interval, window: WindowSpec) -> Interval:
     return interval.resize(window.sequence_length)
 
 
+def require_strands(intervals: list[Interval], window: WindowSpec, use_strand: bool, path: str) -> None:
+    """A TSS-anchored window needs every interval's strand: a '-' strand TSS read on '+' gets the window of the
+    wrong side (a promoter scored 0.98 drops to 0.03). Unless use_strand is false (everything read on '+', on
+    purpose), intervals without a strand are an error naming the file, their count and the first line."""
+    if not use_strand or window.anchor != "tss" or window.sequence_length is None:
+        return
+    missing = [interval for interval in intervals if interval.strand not in ("+", "-")]
+    if missing:
+        raise GenomeError(
+            f"{path}: {len(missing)} of {len(intervals)} intervals have no strand (no column 6, or '.'; first at "
+            f"line {missing[0].line}), but this model's window is anchored on the 5' end (TSS) of the interval's "
+            "strand, so a '-' strand site read as '+' gets the wrong window. Give strands in column 6 (BED6), or "
+            "set use_strand: false to read every interval on '+'")
+
+
 def input_region(region: Interval, window: WindowSpec) -> Interval:
     if not window.flank:
         return region
@@ -122,12 +143,13 @@ class IntervalSequences:
         if not self.intervals:
             raise GenomeError(f"{intervals_file}: no intervals (the BED file is empty or holds only comment, "
                               "track and header lines); nothing to predict")
+        require_strands(self.intervals, self.window, use_strand, self.intervals_file)
         self.fasta_names = [self._check_interval(interval) for interval in self.intervals]
         self.has_targets = bool(self.intervals[0].extra) and not ignore_targets
         if self.has_targets:
             self.targets = np.stack([self._consistent_targets(iv) for iv in self.intervals])
         self.reference_mismatches, self.reference_matches = self._check_reference(reference_contigs)
-        self._n_warnings = 0
+        self.n_rich_windows = 0  # windows seen so far that are more than N_WARNING_FRACTION N
 
     # -- checks done once, before any prediction ------------------------------------------------------------------
     def _check_interval(self, interval: Interval) -> str:
@@ -158,10 +180,12 @@ class IntervalSequences:
         mismatches, matches = compare_contigs(self.genome.contig_lengths, expected, only=used)
         for message in mismatches:
             log.warning("%s: %s - the FASTA does not look like the assembly the model was trained on; "
-                        "predictions may be meaningless", self.fasta_file, message)
+                        "predictions may be meaningless", self.fasta_file, message,
+                        extra={"genalm_kind": "reference_mismatch"})
         if not mismatches and not matches:
             log.warning("%s: none of the contigs used (%s) is in the model's reference (%s); the assembly cannot "
-                        "be checked", self.fasta_file, ", ".join(used[:5]), ", ".join(list(expected)[:5]))
+                        "be checked", self.fasta_file, ", ".join(used[:5]), ", ".join(list(expected)[:5]),
+                        extra={"genalm_kind": "reference_unchecked"})
         return mismatches, matches
 
     # -- items ----------------------------------------------------------------------------------------------------
@@ -182,14 +206,21 @@ class IntervalSequences:
                             targets=self.targets[index] if self.has_targets else None)
 
     def _warn_if_mostly_n(self, sequence: str, region: Interval) -> None:
-        if not sequence or self._n_warnings >= MAX_N_WARNINGS:
+        """Every N-rich window is counted (provenance); the first MAX_N_WARNINGS are also shown."""
+        if not sequence:
             return
         fraction = sequence.count("N") / len(sequence)
-        if fraction > N_WARNING_FRACTION:
-            self._n_warnings += 1
-            more = " (no more such warnings)" if self._n_warnings == MAX_N_WARNINGS else ""
-            log.warning("%s: %.0f%% of the window is N (assembly gap or chromosome end); it is predicted anyway%s",
-                        region.describe(), 100 * fraction, more)
+        if fraction <= N_WARNING_FRACTION:
+            return
+        self.n_rich_windows += 1
+        message = (f"{region.describe()}: {100 * fraction:.0f}% of the window is N (assembly gap or chromosome "
+                   "end); it is predicted anyway, but its score mostly reflects the gap token")
+        if self.n_rich_windows > MAX_N_WARNINGS:
+            provenance.note_warning(message, "n_rich_window")
+            return
+        more = (" (further N-rich windows are counted in the provenance file, not shown)"
+                if self.n_rich_windows == MAX_N_WARNINGS else "")
+        log.warning("%s%s", message, more, extra={"genalm_kind": "n_rich_window"})
 
     def region_id(self, interval: Interval) -> str:
         if interval.name and interval.name != ".":

@@ -42,7 +42,7 @@ from typing import Iterator, Sequence
 from genalm_models.genome import Genome, GenomeError, Interval, VcfRecord, read_bed, reverse_complement
 
 from .folder import WindowSpec
-from .sequences import input_region, target_region
+from .sequences import input_region, require_strands, target_region
 
 # Why an ALT allele was not scored. The keys are what KV_SKIPPED says in the output VCF.
 SKIP_REASONS = {
@@ -253,7 +253,9 @@ class RegionWindows:
     def __init__(self, bed_path: str | os.PathLike, genome: Genome, spec: WindowSpec, use_strand: bool = True):
         self.path = str(bed_path)
         self.windows: list[Window] = []
-        for interval in read_bed(bed_path):
+        intervals = list(read_bed(bed_path))
+        require_strands(intervals, spec, use_strand, self.path)  # TSS windows need strands (or use_strand false)
+        for interval in intervals:
             name = genome.resolve(interval.chrom, interval)  # unknown chromosome: error naming file and line
             length = genome.contig_lengths[name]
             if interval.end > length:

@@ -139,6 +139,44 @@ def test_unindexed_fasta_in_a_read_only_folder(tmp_path, chr20_genome):
         folder.chmod(stat.S_IRWXU)
 
 
+def test_every_n_rich_window_is_counted_the_first_ones_shown(tmp_path, chr20_genome, caplog):
+    from kipoi_genalm import provenance
+    from kipoi_genalm.sequences import MAX_N_WARNINGS
+
+    fasta = tmp_path / "gap.fa"
+    fasta.write_text(">20\n" + "N" * 2000 + chr20_genome.fetch("20", 200_000, 201_000) + "\n")
+    path = bed(tmp_path, "".join(f"20\t{start}\t{start + 100}\n" for start in range(0, 1600, 200))
+               + "20\t2100\t2200\tsequence\n")
+    start = provenance.tick()
+    with caplog.at_level(logging.WARNING, logger="kipoi_genalm.sequences"):
+        data = IntervalSequences(path, fasta)
+        for i in range(len(data)):
+            data[i]
+    shown = [m for m in caplog.messages if "of the window is N" in m]
+    assert len(shown) == MAX_N_WARNINGS and "counted in the provenance file" in shown[-1]
+    assert data.n_rich_windows == 8
+    assert provenance.warnings_since(start)["by_kind"] == {"n_rich_window": 8}
+
+
+def test_missing_strands_are_an_error_for_tss_anchored_windows(tmp_path, chr20_fasta, chr20_genome):
+    """BED3 (or '.') with a TSS-anchored window used to be read on '+' silently; now an error naming the file,
+    the count and the first line, unless use_strand is false. Centred windows take BED3 as before; the
+    variant-effect regions mode applies the same rule."""
+    from kipoi_genalm.veff_variants import RegionWindows
+
+    path = bed(tmp_path, "chr20\t68312\t68313\tA\t0\t+\nchr20\t271365\t271366\nchr20\t300000\t300001\tC\t0\t.\n")
+    tss = window_spec(300, "tss", 249)
+    with pytest.raises(GenomeError, match=r"x\.bed: 2 of 3 intervals have no strand .*first at line 2.*"
+                                          r"use_strand: false"):
+        IntervalSequences(path, chr20_fasta, tss)
+    forward = IntervalSequences(path, chr20_fasta, tss, use_strand=False)
+    assert forward[1].sequence == chr20_genome.fetch("20", 271365 - 249, 271365 + 51)
+    assert len(IntervalSequences(path, chr20_fasta, window_spec(300))) == 3
+    with pytest.raises(GenomeError, match="2 of 3 intervals have no strand"):
+        RegionWindows(path, chr20_genome, tss)
+    assert len(RegionWindows(path, chr20_genome, tss, use_strand=False).windows) == 3
+
+
 # ---- reference (assembly) check ---------------------------------------------------------------------------------
 def test_reference_contigs_check(tmp_path, chr20_fasta, caplog):
     path = bed(tmp_path, "chr20\t100000\t100010\n")
@@ -202,7 +240,7 @@ def test_window_arguments_accept_strings_from_json_and_yaml():
 # ---- the Kipoi dataloader ---------------------------------------------------------------------------------------
 def test_kipoi_dataloader_batches_inputs_metadata_and_targets(tmp_path, kipoi_module, chr20_fasta):
     path = bed(tmp_path, "chr20\t100000\t100001\tA\t0\t+\t0.5\nchr20\t200000\t200001\t.\t0\t-\t1\n"
-                         "chr20\t300000\t300001\tC\t0\t.\t2\n")
+                         "chr20\t300000\t300001\tC\t0\t+\t2\n")
     loader = kipoi_module.IntervalSeqDl(str(path), str(chr20_fasta), sequence_length=300, anchor="tss",
                                         upstream=249)
     batch = next(iter(loader.batch_iter(batch_size=8)))
@@ -210,10 +248,30 @@ def test_kipoi_dataloader_batches_inputs_metadata_and_targets(tmp_path, kipoi_mo
     ranges = batch["metadata"]["ranges"]
     assert list(ranges["chr"]) == ["chr20"] * 3  # the BED's own names
     assert list(ranges["start"]) == [100000 - 249, 200000 - 50, 300000 - 249]
-    assert list(ranges["strand"]) == ["+", "-", "*"]
+    assert list(ranges["strand"]) == ["+", "-", "+"]
     assert list(ranges["id"]) == ["A", "chr20:200000-200001", "C"]
-    np.testing.assert_allclose(batch["targets"][:, 0], [0.5, 1, 2])
+    # extra columns are not the model's outputs: left out by default, so the batch matches the schema
+    assert "targets" not in batch
     assert kipoi_module.IntervalSeqDl.get_output_schema().compatible_with_batch(batch)
+    with_targets = kipoi_module.IntervalSeqDl(str(path), str(chr20_fasta), sequence_length=300, anchor="tss",
+                                              upstream=249, ignore_targets=False)
+    np.testing.assert_allclose(next(iter(with_targets.batch_iter(batch_size=8)))["targets"][:, 0], [0.5, 1, 2])
+    # a centred window takes intervals without a strand: reported as '*'
+    centred = kipoi_module.IntervalSeqDl(str(bed(tmp_path, "chr20\t300000\t300001\tC\n", "c.bed")),
+                                         str(chr20_fasta), sequence_length=300)
+    assert list(next(iter(centred.batch_iter(batch_size=8)))["metadata"]["ranges"]["strand"]) == ["*"]
+
+
+def test_the_dataloader_schema_agrees_with_every_model_kind(kipoi_module, tiny_zoo):
+    """Kipoi compares the dataloader's output schema with the model's (`ModelSchema.compatible_with_schema`):
+    the extra-BED-column targets, declared as an array, did not match the models' {label: ...} outputs, and every
+    model printed "dataloader.output_schema is not compatible with model.schema"."""
+    from kipoi.specs import ModelDescription
+
+    schema = kipoi_module.IntervalSeqDl.get_output_schema()
+    for name, folder in tiny_zoo["models"].items():
+        model = ModelDescription.load(str(folder / "model.yaml"))
+        assert model.schema.compatible_with_schema(schema, verbose=False), name
 
 
 def test_kipoi_dataloader_description_and_examples(kipoi_module):

@@ -355,9 +355,25 @@ def promoter_outputs(registered_home, tmp_path_factory, promoters_bed, chr20_fas
     with h5py.File(work / "out.h5", "w") as handle:
         handle["preds"] = np.zeros((3, 1))
     args = dataloader_args(promoters_bed, chr20_fasta)
-    kipoi(["predict", "GENA-LM/promoter", args, "-o", "out.tsv"], registered_home, work)
+    kipoi(["predict", "GENA-LM/promoter", args, "-m", "-o", "out.tsv"], registered_home, work)  # as in README.md
     kipoi(["predict", "GENA-LM/promoter", args, "-m", "-o", "out.h5"], registered_home, work)
     return work
+
+
+READABLE_COLUMNS = ["metadata/ranges/chr", "metadata/ranges/start", "metadata/ranges/end", "metadata/ranges/id",
+                    "metadata/ranges/strand", "preds/promoter"]
+
+
+def test_the_readme_main_command_gives_a_readable_table(promoter_outputs, promoters_bed):
+    """README.md's set-up command keeps the interval columns (-m); the table reads chr, start, end, name, strand,
+    then P(promoter) - not a lone column of numbers in kipoi's string order."""
+    setup = (ROOT / "README.md").read_text().split("## Set-up", 1)[1].split("\n## ", 1)[0]
+    command = next(line for line in setup.splitlines() if "kipoi predict GENA-LM/promoter" in line)
+    assert " -m " in command and "-o promoter_predictions.tsv" in command
+    table = pd.read_csv(promoter_outputs / "out.tsv", sep="\t")
+    assert list(table.columns) == READABLE_COLUMNS
+    first = promoters_bed.read_text().splitlines()[0].split("\t")
+    assert table["metadata/ranges/id"][0] == first[3] and table["metadata/ranges/chr"][0] == first[0]
 
 
 def test_promoter_tsv_h5_and_provenance(promoter_outputs, tiny_zoo, promoters_bed):
@@ -366,7 +382,7 @@ def test_promoter_tsv_h5_and_provenance(promoter_outputs, tiny_zoo, promoters_be
     assert len(table) == n
     with h5py.File(promoter_outputs / "out.h5") as handle:
         preds = handle["preds/promoter"][:]   # one named output per label, not an (n, 1) array
-        assert preds.shape == (n,) and list(table.columns) == ["preds/promoter"]
+        assert preds.shape == (n,) and list(table.columns) == READABLE_COLUMNS
         np.testing.assert_allclose(preds, table["preds/promoter"], rtol=1e-6)
         ranges = handle["metadata/ranges"]
         assert ranges["chr"][0] == b"chr20" and ranges["end"][0] - ranges["start"][0] == 300
@@ -379,6 +395,7 @@ def test_promoter_tsv_h5_and_provenance(promoter_outputs, tiny_zoo, promoters_be
         assert model["version"] == read_folder_info(weights.parent).version
         assert document["inputs"]["intervals_file"] == str(promoters_bed)
         assert document["inputs"]["reference_check"] == "ok"  # chr20_2mb.fa.gz is the training reference
+        assert document["warnings"]["count"] == 0
     assert stored["models"][0]["weights_sha256"] == sha256_file(weights)
     assert not [p for p in os.listdir(promoter_outputs) if p.endswith(".partial")]
 
@@ -386,8 +403,11 @@ def test_promoter_tsv_h5_and_provenance(promoter_outputs, tiny_zoo, promoters_be
 @pytest.mark.parametrize("name", ["promoter_rmt", "splice", "embedding", "mlm"])
 def test_kipoi_predict_tsv_and_h5(name, registered_home, tiny_zoo, tmp_path, promoters_bed, chr20_fasta):
     intervals = intervals_for(name, tiny_zoo, promoters_bed)
-    kipoi(["predict", f"GENA-LM/{name}", dataloader_args(intervals, chr20_fasta), "-o", "out.tsv", "out.h5"],
-          registered_home, tmp_path)
+    output = kipoi(["predict", f"GENA-LM/{name}", dataloader_args(intervals, chr20_fasta), "-o", "out.tsv",
+                    "out.h5"], registered_home, tmp_path)
+    # the dataloader's schema agrees with every model's (dict outputs): no warning on correct use
+    assert "is not compatible" not in output and "dataloader.output_schema is compatible" in output
+    assert "WARNING" not in output
     n = n_intervals(intervals)
     table = pd.read_csv(tmp_path / "out.tsv", sep="\t")
     assert len(table) == n
@@ -398,8 +418,11 @@ def test_kipoi_predict_tsv_and_h5(name, registered_home, tiny_zoo, tmp_path, pro
         elif name == "splice":  # per-nucleotide tracks on the 200 bp region, one per label
             assert sorted(handle["preds"]) == ["acceptor", "donor"]
             assert handle["preds/acceptor"].shape == (n, 200)
-            assert "preds/donor/199" in table.columns and table.shape[1] == 400
+            # positions in numeric order (kipoi wrote /0, /1, /10, /100, ...); 400 columns: no HDF5 note
+            assert list(table.columns) == [f"preds/{label}/{i}" for label in ("acceptor", "donor")
+                                           for i in range(200)]
             assert ((handle["preds/donor"][:] >= 0) & (handle["preds/donor"][:] <= 1)).all()
+            assert "write HDF5 instead" not in output
         else:  # embeddings: pooled + per-token
             hidden = json.loads((tiny_zoo["models"][name] / "config.json").read_text())["hidden_size"]
             preds = handle["preds"]
@@ -413,6 +436,11 @@ def test_kipoi_predict_tsv_and_h5(name, registered_home, tiny_zoo, tmp_path, pro
             assert np.isnan(states[0, counts[0]:]).all()
             spans = preds["token_spans"][0, : counts[0]]
             assert spans[0, 0] == 0 and (spans[1:, 0] == spans[:-1, 1]).all()  # tokens tile the sequence
+            width = states.shape[1]
+            assert list(table.columns[:3]) == ["preds/n_tokens", "preds/pooled/0", "preds/pooled/1"]
+            assert f"preds/token_embeddings/{width - 1}/{hidden - 1}" == table.columns[-width * 2 - 1]
+            # thousands of per-token columns: the user is pointed to HDF5
+            assert table.shape[1] > 1000 and "write HDF5 instead" in output
     assert json.loads((tmp_path / "out.h5.provenance.json").read_text())["models"][0]["name"] == info.name
 
 
@@ -432,16 +460,22 @@ def test_python_api_returns_the_cli_numbers(registered_home, promoter_outputs, p
         "model = kipoi.get_model('GENA-LM/promoter')\n"
         f"kwargs = dict(intervals_file={str(promoters_bed)!r}, fasta_file={str(chr20_fasta)!r})\n"
         "preds = model.pipeline.predict(kwargs, batch_size=7)\n"
-        "model.configure(rc_average=True)\n"
-        "rc = model.pipeline.predict(kwargs, batch_size=64)\n"
-        f"np.save({str(tmp_path / 'api.npy')!r}, np.stack([preds['promoter'], rc['promoter']]))\n"
+        "try:\n"
+        "    model.configure(rc_average=True)\n"
+        "except ValueError as err:\n"
+        "    print('refused:', err)\n"
+        "model.configure(precision='bf16')\n"
+        "bf16 = model.pipeline.predict(kwargs, batch_size=64)\n"
+        f"np.save({str(tmp_path / 'api.npy')!r}, np.stack([preds['promoter'], bf16['promoter']]))\n"
         "print(type(model).__name__, model.genalm_info.name)\n")
     output = run([sys.executable, str(script)], registered_home, tmp_path)
     assert "GenaLMModel GENA-LM/promoter" in output
-    plain, rc_averaged = np.load(tmp_path / "api.npy")
+    # reverse-complement averaging is refused for the TSS-anchored promoter model, with the reason
+    assert "refused: GENA-LM/promoter: rc_average" in output and "anchored on the 5' end" in output
+    plain, bf16 = np.load(tmp_path / "api.npy")
     cli = pd.read_csv(promoter_outputs / "out.tsv", sep="\t")["preds/promoter"].to_numpy()
     np.testing.assert_allclose(plain, cli, rtol=1e-5, atol=1e-6)
-    assert np.abs(rc_averaged - plain).max() > 1e-3  # configure(rc_average=True) took effect
+    assert not np.array_equal(bf16, plain) and np.abs(bf16 - plain).max() < 0.05  # configure() took effect
 
 
 def test_environment_options_reach_the_model_through_kipoi_predict(registered_home, tiny_zoo, tmp_path,
@@ -449,15 +483,39 @@ def test_environment_options_reach_the_model_through_kipoi_predict(registered_ho
     from kipoi_genalm.adapter import FolderModel, PredictOptions
     from kipoi_genalm.sequences import IntervalSequences
 
-    kipoi(["predict", "GENA-LM/promoter", dataloader_args(promoters_bed, chr20_fasta), "-o", "rc.tsv"],
-          registered_home, tmp_path, GENALM_RC_AVERAGE="1", GENALM_BATCH_SIZE="5")
-    folder = tiny_zoo["models"]["promoter"]
-    model = FolderModel(folder, PredictOptions(rc_average=True))
-    data = IntervalSequences(promoters_bed, chr20_fasta, read_folder_info(folder).window)
-    expected = model.predict([data[i].sequence for i in range(len(data))])[:, 0]
-    np.testing.assert_allclose(pd.read_csv(tmp_path / "rc.tsv", sep="\t")["preds/promoter"], expected, rtol=1e-5)
-    document = json.loads((tmp_path / "rc.tsv.provenance.json").read_text())
+    # reverse-complement averaging where it is meaningful: embeddings (pooled) of the embedding model
+    intervals = tiny_zoo["models"]["embedding"] / "example.bed"
+    kipoi(["predict", "GENA-LM/embedding", dataloader_args(intervals, chr20_fasta), "-o", "rc.h5"],
+          registered_home, tmp_path, GENALM_RC_AVERAGE="1", GENALM_BATCH_SIZE="5", GENALM_EMBEDDING_OUTPUTS="pooled")
+    folder = tiny_zoo["models"]["embedding"]
+    data = IntervalSequences(intervals, chr20_fasta, read_folder_info(folder).window)
+    sequences = [data[i].sequence for i in range(len(data))]
+    expected = FolderModel(folder, PredictOptions(rc_average=True)).predict(sequences)["pooled"]
+    forward = FolderModel(folder).predict(sequences)["pooled"]
+    with h5py.File(tmp_path / "rc.h5") as handle:
+        assert sorted(handle["preds"]) == ["pooled"]  # GENALM_EMBEDDING_OUTPUTS reached the model
+        np.testing.assert_allclose(handle["preds/pooled"][:], expected, rtol=1e-4, atol=1e-6)
+    assert np.abs(expected - forward).max() > 1e-4  # GENALM_RC_AVERAGE reached the model
+    document = json.loads((tmp_path / "rc.h5.provenance.json").read_text())
     assert document["models"][0]["rc_average"] is True
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("promoter", "its window is anchored on the 5' end (TSS) of the interval's strand"),
+    ("splice", "its per-nucleotide outputs are strand-specific"),
+])
+def test_rc_average_is_refused_where_the_reverse_complement_is_another_site(name, reason, registered_home,
+                                                                              tmp_path, promoters_bed, chr20_fasta):
+    """GENALM_RC_AVERAGE=1 pulled every promoter score to ~0.5 (the other strand's window is not the same
+    promoter): refused before anything is predicted, with the reason; through genalm-kipoi as one error line."""
+    output = kipoi(["predict", f"GENA-LM/{name}", dataloader_args(promoters_bed, chr20_fasta), "-o", "rc.tsv"],
+                   registered_home, tmp_path, expect=1, GENALM_RC_AVERAGE="1")
+    assert f"GENA-LM/{name}: rc_average (GENALM_RC_AVERAGE, --rc-average) is not offered for this model: " \
+           f"{reason}" in output
+    assert not (tmp_path / "rc.tsv").exists()
+    output = genalm(["predict", f"GENA-LM/{name}", "--intervals", str(promoters_bed), "--fasta", str(chr20_fasta),
+                     "-o", "rc.tsv", "--rc-average"], registered_home, tmp_path, expect=2)
+    assert f"error: GENA-LM/{name}: rc_average" in output and reason in output and "Traceback" not in output
 
 
 def test_a_failed_run_leaves_no_partial_output(registered_home, tmp_path, chr20_fasta):
@@ -475,18 +533,54 @@ def test_a_failed_run_leaves_no_partial_output(registered_home, tmp_path, chr20_
     assert sorted(os.listdir(tmp_path)) == ["mixed.bed", "out.tsv"]
 
 
+def test_warnings_reach_the_terminal_under_kipoi_predict_and_are_counted(registered_home, tmp_path, chr20_genome,
+                                                                         promoters_bed):
+    """kipoi's logging set-up shows only CRITICAL records: a FASTA of another assembly and an all-N window used to
+    pass with nothing on screen. Now both are printed under the plain `kipoi` command and counted in provenance."""
+    fasta = tmp_path / "other_assembly.fa"  # contig 20 of another length than the model's reference
+    fasta.write_text(">20\n" + chr20_genome.fetch("20", 0, 1_000_000) + "\n")
+    intervals = tmp_path / "x.bed"  # the chromosome starts with 60 kb of N: the first window is all N
+    tss = next(line for line in promoters_bed.read_text().splitlines() if int(line.split("\t")[1]) < 990_000)
+    intervals.write_text("chr20\t1000\t1001\tgap\t0\t+\n" + tss + "\n")
+    output = kipoi(["predict", "GENA-LM/promoter", dataloader_args(intervals, fasta), "-m", "-o", "out.tsv"],
+                   registered_home, tmp_path)
+    assert "contig 20 is 1,000,000 bp, but 20 is 2,000,000 bp" in output and "predictions may be meaningless" in output
+    assert "chr20:751-1051(+) from" in output and "100% of the window is N" in output
+    assert output.count("WARNING [kipoi_genalm") == 2
+    warnings = json.loads((tmp_path / "out.tsv.provenance.json").read_text())["warnings"]
+    assert warnings["count"] == 2 and warnings["by_kind"] == {"reference_mismatch": 1, "n_rich_window": 1}
+    assert any("100% of the window is N" in message for message in warnings["messages"])
+
+
+def test_bed_without_strands_is_an_error_for_tss_anchored_models(registered_home, tmp_path, chr20_fasta):
+    """A BED3 file used to be read on '+' without a word: a '-' strand promoter got the wrong window. Now it is
+    an error naming the file and the count, unless `use_strand: false` says to read everything on '+'; a model
+    with centred windows (splice) takes BED3 as before."""
+    intervals = tmp_path / "tss.bed"
+    intervals.write_text("chr20\t271365\t271366\nchr20\t68312\t68313\tDEFB125_1\t0\t+\nchr20\t500000\t500001\n")
+    output = kipoi(["predict", "GENA-LM/promoter", dataloader_args(intervals, chr20_fasta), "-o", "out.tsv"],
+                   registered_home, tmp_path, expect=1)
+    assert f"{intervals}: 2 of 3 intervals have no strand" in output and "use_strand: false" in output
+    assert not (tmp_path / "out.tsv").exists()
+    kipoi(["predict", "GENA-LM/promoter", dataloader_args(intervals, chr20_fasta, use_strand=False), "-m", "-o",
+           "out.tsv"], registered_home, tmp_path)
+    assert list(pd.read_csv(tmp_path / "out.tsv", sep="\t")["metadata/ranges/strand"]) == ["+"] * 3
+    kipoi(["predict", "GENA-LM/splice", dataloader_args(intervals, chr20_fasta), "-o", "splice.h5"],
+          registered_home, tmp_path)
+
+
 # ---- genalm-kipoi: predict wrapper, scan, FASTA check -----------------------------------------------------------
 def test_genalm_kipoi_predict_without_registration(tiny_zoo, tmp_path, promoters_bed, chr20_fasta):
     home = tmp_path / "home"
     home.mkdir()
     group = str(tiny_zoo["group"])
     output = genalm(["predict", "GENA-LM/splice", "--group-dir", group, "--intervals", str(promoters_bed),
-                     "--fasta", str(chr20_fasta), "-o", "splice.h5", "--rc-average"], home, tmp_path)
+                     "--fasta", str(chr20_fasta), "-o", "splice.h5", "--precision", "bf16"], home, tmp_path)
     assert "predictions written to splice.h5" in output
     with h5py.File(tmp_path / "splice.h5") as handle:
         assert handle["preds/acceptor"].shape == (n_intervals(promoters_bed), 200)
         assert "metadata" in handle  # interval columns are kept by default
-    assert json.loads((tmp_path / "splice.h5.provenance.json").read_text())["models"][0]["rc_average"] is True
+    assert json.loads((tmp_path / "splice.h5.provenance.json").read_text())["models"][0]["precision"] == "bf16"
 
     bad = tmp_path / "bad.bed"
     bad.write_text("chr20\t100000\t100001\ta\t0\t+\nchrUn\t5\t6\tb\t0\t+\n")
@@ -559,11 +653,16 @@ def test_adapter_options_and_shapes(tiny_zoo, chr20_fasta, promoters_bed):
     model = FolderModel(folder)
     forward = model.predict(sequences)
     assert forward["acceptor"].shape == (4, 200)
-    model.configure(rc_average=True)
-    averaged = model.predict(sequences)
-    model.configure(rc_average=False)
-    reverse = model.predict([reverse_complement(s) for s in sequences])
-    np.testing.assert_allclose(averaged["donor"], (forward["donor"] + reverse["donor"][:, ::-1]) / 2, rtol=1e-5)
+    with pytest.raises(ValueError, match="GENA-LM/splice: rc_average .* strand-specific"):
+        model.configure(rc_average=True)  # splice sites belong to one strand
+    assert model.options.rc_average is False  # a refused change leaves the options as they were
+    with pytest.raises(ValueError, match="not offered"):
+        FolderModel(tiny_zoo["models"]["promoter"], PredictOptions(rc_average=True))
+    embedding = FolderModel(tiny_zoo["models"]["embedding"], PredictOptions(embedding_outputs=("pooled",)))
+    plain = embedding.predict(sequences)["pooled"]
+    reverse = embedding.predict([reverse_complement(s) for s in sequences])["pooled"]
+    embedding.configure(rc_average=True)  # offered for embeddings: the pooled vectors of both strands, averaged
+    np.testing.assert_allclose(embedding.predict(sequences)["pooled"], (plain + reverse) / 2, rtol=1e-4, atol=1e-6)
     model.configure(precision="bf16")
     np.testing.assert_allclose(model.predict(sequences)["donor"], forward["donor"], atol=0.05)
     with pytest.raises(ValueError, match="one length"):
@@ -658,6 +757,30 @@ def test_repository_root_is_a_kipoi_model(tiny_zoo, tmp_path, promoters_bed, chr
     if (ROOT / "plugin" / "zoo" / "GENA-LM" / "promoter" / "model.yaml").is_file():
         output = kipoi(["test", "."], home, ROOT)
         assert "Successfully ran test_predict" in output
+
+
+def test_embedding_inputs_of_any_length_through_kipoi_predict(registered_home, tiny_zoo, tmp_path, chr20_fasta):
+    """GENA-LM/embedding takes any length: an input with more tokens than max_tokens (96 here) used to stop the run;
+    now it is embedded whole (pooled, n_tokens), its per-token rows stay empty (never truncated), and a warning
+    says so and how to get them. Short inputs in the same batch keep their per-token arrays."""
+    intervals = tmp_path / "long.bed"
+    intervals.write_text("chr20\t300000\t303000\tlong\t0\t+\nchr20\t400000\t400150\tshort\t0\t-\n")
+    output = kipoi(["predict", "GENA-LM/embedding", dataloader_args(intervals, chr20_fasta), "-m", "-o", "e.h5"],
+                   registered_home, tmp_path)
+    assert "have more tokens than max_tokens=96" in output and "GENALM_MAX_TOKENS=" in output
+    with h5py.File(tmp_path / "e.h5") as handle:
+        preds = {key: handle[f"preds/{key}"][:] for key in handle["preds"]}
+    assert np.isfinite(preds["pooled"]).all() and preds["n_tokens"][0] > 96 >= preds["n_tokens"][1]
+    assert np.isnan(preds["token_embeddings"][0]).all() and (preds["token_spans"][0] == -1).all()
+    assert np.isfinite(preds["token_embeddings"][1, : preds["n_tokens"][1]]).all()
+    from kipoi_genalm.adapter import FolderModel, PredictOptions
+    from genalm_models.genome import Genome
+
+    whole = FolderModel(tiny_zoo["models"]["embedding"], PredictOptions(embedding_outputs=("pooled",)))
+    np.testing.assert_allclose(preds["pooled"][0], whole.predict([Genome(chr20_fasta).fetch("20", 300000, 303000)])
+                               ["pooled"][0], rtol=1e-4, atol=1e-6)
+    warnings = json.loads((tmp_path / "e.h5.provenance.json").read_text())["warnings"]
+    assert warnings["by_kind"] == {"tokens_over_max_tokens": 1}
 
 
 def test_inputs_far_longer_than_a_segment_run_through_rmt(tiny_zoo, chr20_fasta):

@@ -7,7 +7,9 @@ an unknown chromosome, ALT == REF and one deletion written two ways, around two 
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
+import shutil
 import sys
 from pathlib import Path
 
@@ -299,10 +301,27 @@ def test_vcf_gz_round_trip_and_table(promoter, chr20_fasta, tmp_path, centred_pr
     assert sum(line.startswith(f"##INFO=<ID={PREFIX}promoter:DIFF,") for line in header) == 1
 
 
+def centred_sequence_model(tiny_zoo, folder: Path) -> Path:
+    """The tiny promoter weights as a model of a strand-symmetric target read in centred windows (a chromatin-like
+    model), where reverse-complement averaging is offered."""
+    shutil.copytree(tiny_zoo["models"]["promoter"], folder)
+    info = json.loads((folder / "genalm.json").read_text())
+    info.update(name="GENA-LM/chromatin_test", task="chromatin",
+                window={"sequence_length": 300, "anchor": "center", "upstream": None, "flank": 0})
+    (folder / "genalm.json").write_text(json.dumps(info))
+    return folder
+
+
 def test_rc_average_for_a_kipoi_model_is_for_the_run_only(tiny_zoo, chr20_fasta, genome, tmp_path):
     from kipoi_genalm.kipoi_model import GenaLMModel
 
-    kipoi_model = GenaLMModel(model_dir=str(tiny_zoo["models"]["promoter"]))
+    promoter = GenaLMModel(model_dir=str(tiny_zoo["models"]["promoter"]))
+    with pytest.raises(ValueError, match="GENA-LM/promoter: rc_average .* anchored on the 5' end"):
+        score_variants(promoter, {"fasta_file": str(chr20_fasta)}, TEST_VCF, tmp_path / "no.vcf", rc_average=True,
+                       scores=["diff"], progress=False)
+    assert promoter.runner.options.rc_average is False and not (tmp_path / "no.vcf").exists()
+
+    kipoi_model = GenaLMModel(model_dir=str(centred_sequence_model(tiny_zoo, tmp_path / "centred")))
     out = tmp_path / "rc.vcf"
     result = score_variants(kipoi_model, {"fasta_file": str(chr20_fasta)}, TEST_VCF, out, rc_average=True,
                             scores=["diff"], return_predictions=True, progress=False)
