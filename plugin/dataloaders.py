@@ -104,7 +104,7 @@ class _IntervalSeqDlBase(Dataset):
 
     def __init__(self, intervals_file, fasta_file, sequence_length=None, anchor="center", upstream=None, flank=0,
                  use_strand=True, reference_contigs=None, ignore_targets=True):
-        started = provenance.tick()  # the warnings of reading the inputs belong to this run's outputs
+        started = provenance.start_run()  # the warnings of reading the inputs belong to this run's outputs
         window = window_spec(sequence_length, anchor, upstream, flank)
         self.sequences = IntervalSequences(intervals_file, fasta_file, window,
                                            use_strand=as_bool(use_strand, "use_strand"),

@@ -34,7 +34,7 @@ class GenaLMModel(BaseModel):
             dict(precision=precision, rc_average=rc_average, device=device, batch_size=batch_size,
                  progress=progress, embedding_outputs=embedding_outputs, max_tokens=max_tokens),
             "model.yaml args").with_environment()
-        started = provenance.tick()  # warnings while loading (changed weights, ...) belong to this model's runs
+        started = provenance.start_run()  # warnings while loading (changed weights, ...) belong to this model's runs
         self.runner = FolderModel(model_dir, options)
         self._provenance_key = provenance.register_model(self.runner.provenance(), started=started)
 

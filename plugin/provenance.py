@@ -40,7 +40,11 @@ _last_use: dict[int, int] = {}              # model key -> tick of its last pred
 _inputs: dict[str, Any] | None = None       # the most recently opened dataloader's inputs
 _model_started: dict[int, int] = {}         # model key -> tick before the model began loading
 _run_started = 0                            # tick before the most recent dataloader began reading its inputs
-_warnings: list[tuple[int, str, str]] = []  # (tick, kind, message) of every warning
+# every warning: [tick, kind, message, count]; after a run's first MAX_WARNING_MESSAGES, messages are not kept and
+# consecutive warnings of one kind share an entry (tick = the latest), so a run of millions of intervals stays small
+_warnings: list[list] = []
+_run_floor = 0                              # warnings after this tick may share entries (see start_run)
+_messages_in_run = 0
 MAX_WARNING_MESSAGES = 20                   # messages kept in a sidecar (all are counted)
 WARNING_LOGGERS = ("kipoi_genalm", "genalm_models")
 
@@ -48,6 +52,14 @@ WARNING_LOGGERS = ("kipoi_genalm", "genalm_models")
 def tick() -> int:
     """A point in time; pair with `models_used_since`."""
     return next(_counter)
+
+
+def start_run() -> int:
+    """A tick taken when a model or dataloader begins loading: its run's warnings are counted from here."""
+    global _run_floor, _messages_in_run
+    _run_floor = tick()
+    _messages_in_run = 0
+    return _run_floor
 
 
 def register_model(info: dict[str, Any], started: int | None = None) -> int:
@@ -87,17 +99,27 @@ def run_started(opened_at: int) -> int:
 # ---- warnings -----------------------------------------------------------------------------------------------------
 def note_warning(message: str, kind: str = "warning") -> None:
     """Count a warning for the provenance sidecar (WarningHandler does this for every logged warning)."""
-    _warnings.append((tick(), kind, message))
+    global _messages_in_run
+    now = tick()
+    last = _warnings[-1] if _warnings else None
+    if _messages_in_run < MAX_WARNING_MESSAGES:
+        _warnings.append([now, kind, message, 1])
+        _messages_in_run += 1
+    elif last is not None and last[1] == kind and last[2] is None and last[0] > _run_floor:
+        last[0] = now
+        last[3] += 1
+    else:
+        _warnings.append([now, kind, None, 1])
 
 
 def warnings_since(start: int) -> dict[str, Any]:
     """{"count", "by_kind", "messages" (the first MAX_WARNING_MESSAGES)} of the warnings after tick `start`."""
-    chosen = [(kind, message) for when, kind, message in _warnings if when > start]
+    chosen = [entry for entry in _warnings if entry[0] > start]
     by_kind: dict[str, int] = {}
-    for kind, _ in chosen:
-        by_kind[kind] = by_kind.get(kind, 0) + 1
-    return {"count": len(chosen), "by_kind": by_kind,
-            "messages": [message for _, message in chosen[:MAX_WARNING_MESSAGES]]}
+    for _, kind, _, count in chosen:
+        by_kind[kind] = by_kind.get(kind, 0) + count
+    messages = [message for _, _, message, _ in chosen if message is not None]
+    return {"count": sum(by_kind.values()), "by_kind": by_kind, "messages": messages[:MAX_WARNING_MESSAGES]}
 
 
 class WarningHandler(logging.Handler):

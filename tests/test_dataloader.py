@@ -147,7 +147,7 @@ def test_every_n_rich_window_is_counted_the_first_ones_shown(tmp_path, chr20_gen
     fasta.write_text(">20\n" + "N" * 2000 + chr20_genome.fetch("20", 200_000, 201_000) + "\n")
     path = bed(tmp_path, "".join(f"20\t{start}\t{start + 100}\n" for start in range(0, 1600, 200))
                + "20\t2100\t2200\tsequence\n")
-    start = provenance.tick()
+    start = provenance.start_run()
     with caplog.at_level(logging.WARNING, logger="kipoi_genalm.sequences"):
         data = IntervalSequences(path, fasta)
         for i in range(len(data)):
@@ -156,6 +156,25 @@ def test_every_n_rich_window_is_counted_the_first_ones_shown(tmp_path, chr20_gen
     assert len(shown) == MAX_N_WARNINGS and "counted in the provenance file" in shown[-1]
     assert data.n_rich_windows == 8
     assert provenance.warnings_since(start)["by_kind"] == {"n_rich_window": 8}
+
+
+def test_warning_counts_of_a_long_run_stay_small_and_runs_stay_apart():
+    from kipoi_genalm import provenance
+
+    start = provenance.start_run()
+    before = len(provenance._warnings)
+    for i in range(10_000):
+        provenance.note_warning(f"window {i}: mostly N", "n_rich_window")
+    provenance.note_warning("another assembly", "reference_mismatch")
+    summary = provenance.warnings_since(start)
+    assert summary["count"] == 10_001 and summary["by_kind"]["n_rich_window"] == 10_000
+    assert summary["messages"][:2] == ["window 0: mostly N", "window 1: mostly N"]
+    assert len(summary["messages"]) == provenance.MAX_WARNING_MESSAGES
+    assert len(provenance._warnings) - before <= provenance.MAX_WARNING_MESSAGES + 2  # counted, not kept
+    following = provenance.start_run()
+    provenance.note_warning("window 0: mostly N", "n_rich_window")
+    assert provenance.warnings_since(following) == {"count": 1, "by_kind": {"n_rich_window": 1},
+                                                    "messages": ["window 0: mostly N"]}
 
 
 def test_missing_strands_are_an_error_for_tss_anchored_windows(tmp_path, chr20_fasta, chr20_genome):
