@@ -654,7 +654,7 @@ def _schema_targets(plan: Plan, config) -> dict[str, Any]:
             "n_tokens": {"shape": "()", "doc": "number of tokens"}}
 
 
-def _model_doc(plan: Plan, config) -> str:
+def _model_doc(plan: Plan, config, rc_offered: bool = True) -> str:
     short = plan.name.rsplit("/", 1)[-1]
     lines = [
         plan.description or f"GENA-LM {plan.task or short} model ({plan.kind} output).",
@@ -662,10 +662,12 @@ def _model_doc(plan: Plan, config) -> str:
         f"Input: {plan.window.describe()}, read from the reference FASTA for each BED interval "
         "(upper-cased, reverse-complemented on '-' strands, N-padded past chromosome ends).",
         f"Output: {_outputs_doc(plan, config)}.",
-        "Options (environment variables read when the model loads): GENALM_PRECISION=bf16, GENALM_RC_AVERAGE=1 "
-        "(average with the reverse complement), GENALM_DEVICE=cpu|cuda|cuda:N, GENALM_BATCH_SIZE, "
-        "GENALM_PROGRESS=1" + (", GENALM_EMBEDDING_OUTPUTS=pooled, GENALM_MAX_TOKENS"
-                               if plan.kind in ("embedding", "mlm") else "") + ".",
+        "Options (environment variables read when the model loads): GENALM_PRECISION=bf16, "
+        + ("GENALM_RC_AVERAGE=1 (average with the reverse complement), " if rc_offered else "")
+        + "GENALM_DEVICE=cpu|cuda|cuda:N, GENALM_BATCH_SIZE, GENALM_PROGRESS=1"
+        + (", GENALM_EMBEDDING_OUTPUTS=pooled, GENALM_MAX_TOKENS" if plan.kind in ("embedding", "mlm") else "")
+        + "." + ("" if rc_offered else " Reverse-complement averaging is not offered: the outputs are "
+                                       "strand-specific."),
         "Every output file gets <output>.provenance.json with the model name, version and weights sha256.",
         f"Example: kipoi predict {plan.name} --dataloader_args='{{\"intervals_file\": \"x.bed\", \"fasta_file\": "
         "\"genome.fa\"}' -o out.tsv   (register once with `genalm-kipoi register`).",
@@ -677,6 +679,7 @@ def _model_doc(plan: Plan, config) -> str:
 
 
 def _write_model_yaml(plan: Plan, info, config, folder: Path, expect_md5: str | None) -> None:
+    from kipoi_genalm.adapter import rc_average_refusal
     from .io_utils import write_text_atomic
 
     window = plan.window
@@ -705,7 +708,7 @@ def _write_model_yaml(plan: Plan, info, config, folder: Path, expect_md5: str | 
         "info": {
             "authors": [{"name": "GENA-LM authors (Fishman V., Kuratov Y. et al.)"}],
             "contributors": [{"name": "genalm-models exporter"}],
-            "doc": _model_doc(plan, config),
+            "doc": _model_doc(plan, config, rc_average_refusal(info) is None),
             "version": plan.version,
             "license": plan.license,
             "cite_as": CITE_AS,
