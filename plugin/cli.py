@@ -351,7 +351,10 @@ def _document(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from genalm_models.io_utils import exit_cleanly_on_sigterm
+
     args = build_parser().parse_args(argv)
+    exit_cleanly_on_sigterm()  # SIGTERM (SLURM, docker, timeout) cleans up like Ctrl-C
     from .registration import RegistrationError
 
     try:

@@ -50,7 +50,10 @@ def apply_numpy_aliases() -> None:
 
 
 def _temporary_beside(final_path: str) -> str:
+    from genalm_models.io_utils import sweep_stale_temporaries
+
     folder, name = os.path.split(os.path.abspath(final_path))
+    sweep_stale_temporaries(final_path)  # left by writers that were killed (SIGKILL)
     temporary = os.path.join(folder, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
     _pending_temporaries.add(temporary)
     return temporary
