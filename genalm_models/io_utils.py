@@ -46,10 +46,41 @@ def atomic_write(path: PathLike, mode: str = "w", encoding: str | None = "utf-8"
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, destination)
+    except OSError as err:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        if err.filename is None:  # e.g. "No space left on device" from a write: say which output
+            raise OSError(err.errno, f"{destination}: {err.strerror or err}") from None
+        raise
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+
+
+def check_output_path(path: PathLike, inputs: Iterable[PathLike | None] = (), what: str = "-o") -> Path:
+    """Refuse, before any work, an output that cannot be written or would overwrite an input.
+
+    Checks that `path` is not a folder, that its folder exists and is writable (a temporary file is created and
+    removed there), and that it is none of `inputs`. Raises ValueError naming the path. Returns it as a Path.
+    """
+    destination = Path(path)
+    folder = destination.parent if str(destination.parent) else Path(".")
+    if destination.is_dir():
+        raise ValueError(f"{what} {destination}: is a folder; give a file name")
+    if not folder.is_dir():
+        raise ValueError(f"{what} {destination}: the folder {folder} does not exist")
+    for source in inputs:
+        if source is not None and Path(source).exists() and destination.exists() \
+                and os.path.samefile(source, destination):
+            raise ValueError(f"{what} {destination}: is the input file {source}; write the output elsewhere")
+    probe = folder / f".{destination.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        os.unlink(probe)
+    except OSError as err:
+        raise ValueError(f"{what} {destination}: cannot write in {folder} ({err.strerror})") from None
+    return destination
 
 
 def write_text_atomic(path: PathLike, content: Union[str, Iterable[str]], encoding: str = "utf-8") -> None:

@@ -163,6 +163,9 @@ class Predictor:
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {device}: this torch ({torch.__version__}) has no CUDA support or sees no GPU; "
+                             "use device cpu (or auto)")
         if self.device.type == "cpu" and keep_freed_memory:
             keep_freed_memory_of_process()  # no page faults on every batch's activations (inference.py)
         if isinstance(unwrap(model), HFBigBird):  # no fused copy of transformers' modules (module docstring)

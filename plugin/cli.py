@@ -110,6 +110,12 @@ def cmd_download(args) -> int:
 def cmd_predict(args) -> int:
     import kipoi
 
+    from genalm_models.io_utils import check_output_path
+
+    output = Path(args.output)
+    if output.suffix not in (".tsv", ".h5", ".hdf5"):
+        raise ValueError(f"{output}: the output must end in .tsv, .h5 or .hdf5")
+    check_output_path(output, (args.intervals, args.fasta))  # before the model loads
     folder = model_folder(args.model, _group_dir(args))
     if folder is not None:
         model = kipoi.get_model(str(folder), source="dir")
@@ -122,9 +128,6 @@ def cmd_predict(args) -> int:
     if not isinstance(dataloader_args, dict):
         raise ValueError("--dataloader-args must be a JSON object")
     dataloader_args.update(intervals_file=args.intervals, fasta_file=args.fasta)
-    output = Path(args.output)
-    if output.suffix not in (".tsv", ".h5", ".hdf5"):
-        raise ValueError(f"{output}: the output must end in .tsv, .h5 or .hdf5")
     model.pipeline.predict_to_file(str(output), dataloader_args, batch_size=args.batch_size,
                                    keep_inputs=args.keep_inputs, keep_metadata=not args.no_metadata)
     print(f"predictions written to {output} (provenance: {output}.provenance.json)")
@@ -135,6 +138,9 @@ def cmd_scan(args) -> int:
     from .adapter import FolderModel, PredictOptions
     from .scan import ScanRequest, parse_region, scan_to_bedgraph
 
+    from genalm_models.io_utils import check_output_path
+
+    check_output_path(args.output, (args.fasta,))  # before the model loads
     folder = _require_folder(args.model, _group_dir(args))
     options = PredictOptions().with_environment().merged(_options(args), "command line")
     model = FolderModel(folder, options)

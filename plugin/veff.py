@@ -77,7 +77,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from genalm_models.genome import Genome, GenomeError, VcfReader, VcfRecord, reverse_complement
-from genalm_models.io_utils import atomic_write
+from genalm_models.io_utils import atomic_write, check_output_path
 
 from . import GROUP_DIR, GROUP_NAME
 from .adapter import FolderModel, PredictOptions, load_folder_model, package_version
@@ -575,6 +575,10 @@ def score_variants(model: Any, dl_args: Mapping[str, Any], input_vcf: str | os.P
     input_vcf, output_vcf = Path(input_vcf), Path(output_vcf)
     if not str(output_vcf).endswith((".vcf", ".vcf.gz", ".vcf.bgz")):
         raise ValueError(f"{output_vcf}: the output must end in .vcf, .vcf.gz or .vcf.bgz")
+    inputs = (input_vcf, dl_args["fasta_file"], regions_file)
+    for output in (output_vcf, output_table):  # before the model loads: unwritable or an input -> refused now
+        if output is not None:
+            check_output_path(output, inputs, "output")
 
     option_changes = {"rc_average": rc_average, "batch_size": batch_size, "device": device, "precision": precision}
     scoring = load_scoring_model(model, option_changes, group_dir)
