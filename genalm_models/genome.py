@@ -17,8 +17,8 @@ import hashlib
 import os
 import re
 import secrets
+import logging
 import tempfile
-import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,12 +26,10 @@ from typing import IO, Iterator, Optional, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 
+log = logging.getLogger(__name__)
+
 STRANDS = ("+", "-", ".")
 PAD_MODES = ("N", "error")
-
-
-class IndexMismatchWarning(UserWarning):
-    """A FASTA index beside its FASTA that describes another version of the file (it is not used)."""
 
 
 class GenomeError(ValueError):
@@ -57,6 +55,8 @@ _COMPLEMENT_TABLE = str.maketrans(
     _IUPAC_BASES + _IUPAC_BASES.lower(), _IUPAC_COMPLEMENTS + _IUPAC_COMPLEMENTS.lower()
 )
 _NON_IUPAC = re.compile(f"[^{_IUPAC_BASES}{_IUPAC_BASES.lower()}]")
+_NOT_ACGTN = re.compile("[^ACGTN]")
+MAX_AMBIGUITY_WARNINGS = 5
 
 
 def reverse_complement(sequence: str) -> str:
@@ -506,6 +506,8 @@ class Genome:
         if not self._lengths:
             raise GenomeError(f"{self.path}: no sequences found (is this a FASTA file?)")
         self._resolved: dict[str, str] = {}
+        self.ambiguous_bases = 0       # IUPAC ambiguity codes read as N so far (see `fetch`)
+        self._ambiguous_windows = 0
 
     # -- index -------------------------------------------------------------------------------------
 
@@ -521,9 +523,9 @@ class Genome:
             if problem is None:
                 return beside_fai, beside_gzi
             # never trusted, never overwritten: a fresh index goes to the cache (keyed by path, mtime and size)
-            warnings.warn(f"{beside_fai}: does not belong to its FASTA: {problem}; using a new index built in "
-                          "the cache instead (delete or rebuild the stale one with `samtools faidx`)",
-                          IndexMismatchWarning, stacklevel=3)
+            log.warning("%s: does not belong to its FASTA: %s; using a new index built in the cache instead (delete "
+                        "or rebuild the stale one with `samtools faidx`)", beside_fai, problem,
+                        extra={"genalm_kind": "fasta_index_mismatch"})
 
         if index_dir is not None:
             cache = Path(index_dir)
@@ -692,8 +694,31 @@ class Genome:
                     f"{self.path}: read {len(sequence)} bases for {name}:{inside_start}-{inside_end}, "
                     f"expected {inside_end - inside_start} (truncated or inconsistent FASTA/index?)"
                 )
+        if _NOT_ACGTN.search(sequence):
+            sequence = self._ambiguous_to_n(sequence, name, inside_start, interval)
         sequence = "N" * before + sequence + "N" * after
         return reverse_complement(sequence) if strand == "-" else sequence
+
+    def _ambiguous_to_n(self, sequence: str, name: str, start: int, interval: Interval) -> str:
+        """The one policy for reference letters, whoever reads (dataloader, scan, variant scoring, training data):
+        IUPAC ambiguity codes (R, Y, K, M, S, W, B, D, H, V) become N, counted and warned about; anything else is an
+        error naming the file, contig, 1-based position and the interval (BED line) being read. Identical on both
+        strands: checked before any reverse complement."""
+        junk = _NON_IUPAC.search(sequence)
+        if junk:
+            origin = f" (reading {interval.describe()})"
+            raise GenomeError(f"{self.path}: {name}:{start + junk.start() + 1:,}: {junk.group()!r} is not a "
+                              f"nucleotide letter (A, C, G, T, N or an IUPAC code){origin}")
+        count = len(_NOT_ACGTN.findall(sequence))
+        self.ambiguous_bases += count
+        self._ambiguous_windows += 1
+        if self._ambiguous_windows <= MAX_AMBIGUITY_WARNINGS:
+            more = ("" if self._ambiguous_windows < MAX_AMBIGUITY_WARNINGS
+                    else "; further windows with ambiguity codes are not reported one by one")
+            log.warning("%s: %d IUPAC ambiguity code(s) in %s:%d-%d read as N (the models know only A, C, G, T "
+                        "and N)%s", self.path, count, name, start + 1, start + len(sequence), more,
+                        extra={"genalm_kind": "ambiguous_reference_bases"})
+        return _NOT_ACGTN.sub("N", sequence)
 
 
 def _alternative_chrom_names(chrom: str) -> list[str]:

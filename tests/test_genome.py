@@ -634,15 +634,13 @@ def test_write_text_atomic_failure_keeps_the_old_file_and_leaves_no_temp(tmp_pat
 
 
 # ---- FASTA indexes that do not belong to their FASTA; truncated BGZF (issue: input faults, kinds 1-2) ----------------
-def test_an_index_of_another_version_of_the_fasta_is_not_used(tmp_path, chr20_fasta, chr20_genome):
+def test_an_index_of_another_version_of_the_fasta_is_not_used(tmp_path, chr20_fasta, chr20_genome, caplog):
     """Same sequence, longer header, the old .fai kept beside it and the new file older than the index (as `cp -p`,
     rsync -a, tar leave it): the windows must not shift."""
+    import logging
     import time
-    import warnings
 
     import pysam
-
-    from genalm_models.genome import IndexMismatchWarning
 
     text = gzip.open(chr20_fasta, "rt").read()
     fasta = tmp_path / "ref.fa"
@@ -654,16 +652,15 @@ def test_an_index_of_another_version_of_the_fasta_is_not_used(tmp_path, chr20_fa
     old = time.time() - 3600
     os.utime(fasta, (old, old))
     assert (tmp_path / "ref.fa.fai").stat().st_mtime > fasta.stat().st_mtime  # looks fresh by mtime
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with caplog.at_level(logging.WARNING, logger="genalm_models.genome"):
         with Genome(fasta, index_dir=tmp_path / "cache") as genome:
             assert genome.fetch("20", 1_000_000, 1_000_060) == expected
-    messages = [str(w.message) for w in caught if issubclass(w.category, IndexMismatchWarning)]
+    messages = [r.getMessage() for r in caplog.records if getattr(r, "genalm_kind", "") == "fasta_index_mismatch"]
     assert len(messages) == 1 and "ref.fa.fai" in messages[0] and "does not belong" in messages[0]
 
 
-def test_a_bgzf_index_of_another_file_is_not_used(tmp_path, chr20_fasta, chr20_genome):
-    import warnings
+def test_a_bgzf_index_of_another_file_is_not_used(tmp_path, chr20_fasta, chr20_genome, caplog):
+    import logging
 
     import pysam
 
@@ -672,12 +669,11 @@ def test_a_bgzf_index_of_another_file_is_not_used(tmp_path, chr20_fasta, chr20_g
     pysam.tabix_compress(str(plain), str(tmp_path / "other.fa.gz"))
     for suffix in (".fai", ".gzi"):  # the index of the test FASTA beside another file
         (tmp_path / f"other.fa.gz{suffix}").write_bytes(Path(f"{chr20_fasta}{suffix}").read_bytes())
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with caplog.at_level(logging.WARNING, logger="genalm_models.genome"):
         with Genome(tmp_path / "other.fa.gz", index_dir=tmp_path / "cache") as genome:
             assert genome.contig_lengths["20"] == 2_000_000 + 1020
             assert genome.fetch("20", 1020, 1080) == chr20_genome.fetch("20", 0, 60)
-    assert any("does not belong" in str(w.message) for w in caught)
+    assert any("does not belong" in r.getMessage() for r in caplog.records)
 
 
 def test_a_truncated_bgzf_fasta_says_so_with_or_without_its_index(tmp_path, chr20_fasta):
@@ -708,3 +704,24 @@ def test_damage_found_while_reading_names_file_and_region(tmp_path, chr20_fasta)
     with pytest.raises(GenomeError, match=r"broken\.fa\.gz: cannot read 20:.*truncated or corrupt"):
         for start in range(0, 2_000_000, 50_000):
             genome.fetch("20", start, start + 50_000)
+
+
+def test_reference_letters_one_policy_on_both_strands(tmp_path, caplog):
+    """(input faults, kind 3) IUPAC ambiguity codes in the reference are read as N with a counted warning; junk
+    letters are an error naming file, contig, position and the BED line, the same on both strands."""
+    import logging
+
+    fasta = tmp_path / "ref.fa"
+    fasta.write_text(">c1\n" + "ACGT" * 10 + "ACRYGT" + "ACGT" * 10 + "\n>c2\n" + "ACGT" * 20 + "X*" + "ACGT" * 5 + "\n")
+    bed = tmp_path / "x.bed"
+    bed.write_text("c1\t0\t60\ta\t0\t+\nc1\t0\t60\tb\t0\t-\nc2\t70\t90\tc\t0\t+\nc2\t70\t90\td\t0\t-\n")
+    intervals = list(read_bed(bed))
+    with caplog.at_level(logging.WARNING, logger="genalm_models.genome"):
+        with Genome(fasta, index_dir=tmp_path / "cache") as genome:
+            plus, minus = genome.fetch(intervals[0]), genome.fetch(intervals[1])
+            assert plus[40:46] == "ACNNGT" and minus == reverse_complement(plus)
+            assert genome.ambiguous_bases == 4
+            for interval in intervals[2:]:
+                with pytest.raises(GenomeError, match=r"ref\.fa: c2:81: 'X' is not a nucleotide letter.*x\.bed:[34]"):
+                    genome.fetch(interval)
+    assert any(getattr(r, "genalm_kind", "") == "ambiguous_reference_bases" for r in caplog.records)
