@@ -84,6 +84,9 @@ def window_spec(sequence_length=None, anchor="center", upstream=None, flank=0) -
 def target_region(interval: Interval, window: WindowSpec) -> Interval:
     """The region (without flanks) the model's predictions for `interval` refer to."""
     if window.sequence_length is None:
+        if interval.width == 0:  # the model would read an empty sequence: no tokens, a NaN "prediction"
+            raise GenomeError(f"{interval.describe()}: a zero-length interval has no sequence for a model that "
+                              "reads each interval as it is; give the bases to read (end > start)")
         return interval
     if window.anchor == "tss":
         if interval.width == 0:

@@ -313,3 +313,16 @@ def test_root_dataloader_takes_its_defaults_from_the_bundled_model(kipoi_module,
     # the repository root's dataloader.py is this factory pointed at plugin/zoo/GENA-LM/promoter
     source = (ROOT / "dataloader.py").read_text()
     assert "interval_dataloader_class" in source and "plugin/zoo/GENA-LM/promoter" in source
+
+
+def test_a_zero_length_interval_on_an_any_length_model_is_refused_with_its_line(tmp_path, chr20_fasta):
+    """(input faults, kind 7) not an empty 'prediction' (n_tokens 0, NaN embedding): an error naming the BED line,
+    as for the TSS-anchored models."""
+    from genalm_models.genome import GenomeError
+    from kipoi_genalm.folder import WindowSpec
+    from kipoi_genalm.sequences import IntervalSequences
+
+    bed = tmp_path / "x.bed"
+    bed.write_text("chr20\t1000\t1200\ta\t0\t+\nchr20\t5000\t5000\tempty\t0\t+\n")
+    with pytest.raises(GenomeError, match=r"x\.bed:2.*zero-length interval"):
+        IntervalSequences(bed, chr20_fasta, WindowSpec())
