@@ -37,6 +37,7 @@ false` in config.yaml silences it); a seeded repository's first pull fetches the
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -418,12 +419,35 @@ def _auto_update_step(location: SourceLocation, keep: bool) -> str:
     return _disable_auto_update(location)
 
 
+@contextlib.contextmanager
+def _one_at_a_time():
+    """An exclusive lock (~/.kipoi/.genalm-register.lock) around a whole register / unregister, taken before kipoi
+    is imported: two runs at once in a fresh HOME would otherwise both seed the repository ("remote origin already
+    exists") or read the config.yaml the other kipoi import is still writing."""
+    import fcntl
+
+    folder = Path(os.path.expanduser("~")) / ".kipoi"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".genalm-register.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def register(group_dir: Path | None = None, source_name: str = "kipoi", force: bool = False,
              auto_update: bool = False) -> str:
-    """Link the GENA-LM group into the source's folder; idempotent. Returns a one-line report.
+    """Link the GENA-LM group into the source's folder; idempotent, also when several run at once. Returns a
+    one-line report.
 
     auto_update: keep (or put back) kipoi's automatic `git pull` of a repository `register` seeded; by default it
     is turned off while the public zoo has not arrived (see the module docstring)."""
+    with _one_at_a_time():
+        return _register(group_dir, source_name, force, auto_update)
+
+
+def _register(group_dir: Path | None, source_name: str, force: bool, auto_update: bool) -> str:
     group_dir = Path(group_dir or GROUP_DIR).resolve()
     if not _models_in(group_dir):
         raise RegistrationError(f"{group_dir} holds no <model>/model.yaml: nothing to register (export models "
@@ -461,6 +485,11 @@ def register(group_dir: Path | None = None, source_name: str = "kipoi", force: b
 
 def unregister(group_dir: Path | None = None, source_name: str = "kipoi", force: bool = False) -> str:
     """Remove what `register` added; idempotent. Returns a one-line report."""
+    with _one_at_a_time():
+        return _unregister(group_dir, source_name, force)
+
+
+def _unregister(group_dir: Path | None, source_name: str, force: bool) -> str:
     group_dir = Path(group_dir or GROUP_DIR).resolve()
     location = locate_source(source_name)
     link, repo = location.link, location.local_path

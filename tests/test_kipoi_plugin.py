@@ -796,3 +796,16 @@ def test_inputs_far_longer_than_a_segment_run_through_rmt(tiny_zoo, chr20_fasta)
     promoter = FolderModel(tiny_zoo["models"]["promoter_rmt"], PredictOptions())
     probs = promoter.predict(seqs)
     assert probs.shape[0] == 2 and np.all((probs >= 0) & (probs <= 1))
+
+
+def test_registrations_at_once_in_a_fresh_home_all_succeed(tmp_path):
+    """(input faults, kind 13) four `genalm-kipoi register` started together in a HOME without ~/.kipoi: each one
+    succeeds, and the result is one link and one seeded repository."""
+    home = tmp_path / "home"
+    home.mkdir()
+    processes = [subprocess.Popen([GENALM_KIPOI, "register"], cwd=home, env=environment(home),
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(4)]
+    outputs = [(p.wait(timeout=120), p.stdout.read()) for p in processes]
+    assert all(code == 0 for code, _ in outputs), outputs
+    assert sum("registered:" in out and "already" not in out for _, out in outputs) == 1, outputs
+    assert (home / ".kipoi" / "models" / "GENA-LM").is_symlink()
