@@ -32,8 +32,12 @@ sys.path.remove(str(SCRIPTS))
 
 
 # ---- 1. the environment install.sh installs into ----------------------------------------------------------------
-def dry_run(env: dict) -> str:
-    result = subprocess.run(["bash", str(SCRIPTS / "install.sh"), "--dry-run"], cwd=ROOT, env=env,
+def dry_run(env: dict, repo: Path) -> str:
+    """`bash scripts/install.sh --dry-run` in `repo`, a copy of the scripts (with no .venv of an earlier install)."""
+    (repo / "scripts").mkdir(parents=True, exist_ok=True)
+    for name in ("install.sh", "choose_torch.py", "activate"):
+        shutil.copy(SCRIPTS / name, repo / "scripts" / name)
+    result = subprocess.run(["bash", str(repo / "scripts" / "install.sh"), "--dry-run"], cwd=repo, env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout + result.stderr
@@ -48,18 +52,19 @@ def bare_env(tmp_path: Path, **extra: str) -> dict:
 
 @pytest.mark.skipif(not SYSTEM_PYTHON.exists(), reason="no system /usr/bin/python3")
 def test_install_makes_the_projects_venv_when_no_environment_is_active(tmp_path):
-    plan = dry_run(bare_env(tmp_path))
-    venv_python = f"{ROOT}/.venv/bin/python"
+    repo = tmp_path / "repo"
+    plan = dry_run(bare_env(tmp_path), repo)
+    venv_python = f"{repo}/.venv/bin/python"
     assert "+ python3 -m venv --clear .venv" in plan
-    assert f"environment: {ROOT}/.venv" in plan
+    assert f"environment: {repo}/.venv" in plan
     installs = [line for line in plan.splitlines() if " -m pip install" in line]
     assert installs and all(line.startswith(f"+ {venv_python} -m pip install") for line in installs), plan
-    assert f"+ {ROOT}/.venv/bin/genalm-kipoi register --force" in plan
+    assert f"+ {repo}/.venv/bin/genalm-kipoi register --force" in plan
 
 
 def test_a_python_that_has_torch_lends_it_to_the_venv(tmp_path):
     """A GPU image's Python with its own torch: the venv sees it (no second download of the CUDA build)."""
-    plan = dry_run(bare_env(tmp_path, PYTHON=sys.executable))  # this interpreter has torch (the tests need it)
+    plan = dry_run(bare_env(tmp_path, PYTHON=sys.executable), tmp_path / "repo")  # this Python has torch
     assert f"+ {sys.executable} -m venv --clear --system-site-packages .venv" in plan
 
 
@@ -68,7 +73,7 @@ def test_install_gets_python3_venv_with_apt_when_the_system_python_lacks_it(tmp_
     blocker = tmp_path / "blocker"
     blocker.mkdir()
     (blocker / "ensurepip.py").write_text("raise ImportError('as on Debian without python3-venv')\n")
-    plan = dry_run(bare_env(tmp_path, PYTHONPATH=str(blocker)))
+    plan = dry_run(bare_env(tmp_path, PYTHONPATH=str(blocker)), tmp_path / "repo")
     assert "+ apt-get install -y -qq python3-venv" in plan
     assert plan.index("python3-venv") < plan.index("-m venv --clear .venv")
 
@@ -77,10 +82,12 @@ def test_install_gets_python3_venv_with_apt_when_the_system_python_lacks_it(tmp_
 def test_install_respects_an_active_environment(tmp_path, variable):
     prefix = tmp_path / "env"
     (prefix / "bin").mkdir(parents=True)
-    (prefix / "bin" / "python").symlink_to(sys.executable)  # an environment that already has torch
+    python = prefix / "bin" / "python"  # an environment that already has torch: this one, by another name
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
     env = dict(os.environ, **{variable: str(prefix)})
     env.pop("VIRTUAL_ENV" if variable == "CONDA_PREFIX" else "CONDA_PREFIX", None)
-    plan = dry_run(env)
+    plan = dry_run(env, tmp_path / "repo")
     assert f"environment: {prefix}" in plan and "-m venv" not in plan
     assert f"+ {prefix}/bin/python -m pip install -q -e .[test]" in plan
     assert "torch==" not in plan.replace("torch: torch", "")  # the installed torch is kept
@@ -98,7 +105,7 @@ def test_activate_puts_the_venv_on_path_and_leaves_an_active_environment_alone(t
     assert found.returncode == 0 and found.stdout.strip() == str(tmp_path / ".venv" / "bin" / "python")
     active = subprocess.run(bash, cwd=tmp_path, env=dict(env, VIRTUAL_ENV="/elsewhere"), capture_output=True,
                             text=True)
-    assert active.returncode == 0 and ".venv" not in active.stdout
+    assert active.returncode == 0 and str(tmp_path) not in active.stdout
 
 
 def test_the_readme_and_test_sh_use_the_environment_install_sh_made():
