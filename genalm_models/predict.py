@@ -40,6 +40,17 @@ from .tasks.base import TokenTrack
 from .tokenizer import GenaTokenizer, token_values_to_nucleotides
 
 
+class InputTooLong(ValueError):
+    """An input with more tokens than a plain model takes; `index` is its position in the list given to predict,
+    so that callers who know where the inputs came from (BED lines, VCF records) can name it."""
+
+    def __init__(self, index: int, tokens: int, limit: int, where: str | None = None):
+        self.index, self.tokens, self.limit = index, tokens, limit
+        super().__init__(f"{where or f'input #{index}'}: {tokens} tokens, but this model takes at most {limit} per "
+                         "input (no recurrent memory); inputs are never truncated silently: use shorter windows or "
+                         "an RMT model")
+
+
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The head model inside DDP / torch.compile / RMT wrappers."""
     while True:
@@ -206,8 +217,7 @@ class Predictor:
         for i in order:
             n = len(encoded[i].ids)
             if limit is not None and n > limit:
-                raise ValueError(f"sequence {i} has {n} tokens but this model takes at most {limit} per input "
-                                 "(no recurrent memory); sequences are never truncated silently")
+                raise InputTooLong(i, n, limit)
             cost = (len(batch) + 1) * max(n, 1)  # sorted: the newcomer is the longest
             if batch and (len(batch) >= self.batch_size or cost > self.max_batch_tokens):
                 yield batch

@@ -320,13 +320,22 @@ class FolderModel:
 
     # ---- prediction -----------------------------------------------------------------------------------------
     def predict(self, sequences: Sequence[str]) -> np.ndarray | dict[str, np.ndarray]:
+        from genalm_models.predict import InputTooLong
+
+        from .sequences import origin_of
+
         sequences = list(sequences)
         kind = self.info.kind
-        if kind == "sequence":
-            return self._predict_sequence(sequences)
-        if kind == "token":
-            return self._predict_tracks(sequences)
-        return self._predict_embeddings(sequences)
+        try:
+            if kind == "sequence":
+                return self._predict_sequence(sequences)
+            if kind == "token":
+                return self._predict_tracks(sequences)
+            return self._predict_embeddings(sequences)
+        except InputTooLong as err:  # name the BED line it came from when the dataloader read it
+            where = origin_of(sequences[err.index]) or f"input sequence {err.index} of this batch"
+            raise InputTooLong(err.index, err.tokens, err.limit,
+                               f"{where} ({len(sequences[err.index]):,} bp)") from None
 
     def _predict_sequence(self, sequences: list[str]) -> np.ndarray:
         width = len(self.info.output_indices)

@@ -20,6 +20,7 @@ are logged, shown and counted for provenance (provenance.WarningHandler).
 """
 from __future__ import annotations
 
+import collections
 import logging
 import os
 from dataclasses import dataclass
@@ -108,6 +109,45 @@ def require_strands(intervals: list[Interval], window: WindowSpec, use_strand: b
             f"line {missing[0].line}), but this model's window is anchored on the 5' end (TSS) of the interval's "
             "strand, so a '-' strand site read as '+' gets the wrong window. Give strands in column 6 (BED6), or "
             "set use_strand: false to read every interval on '+'")
+
+
+def warn_long_intervals(intervals: list[Interval], window: WindowSpec, path: str) -> int:
+    """A TSS-anchored window is placed around each interval's 5' end (its start on '+', its end on '-'), whatever
+    the interval's length: an interval longer than 1 bp (a whole promoter region, a 300 bp window) is not read as
+    it is, and the window can lie mostly outside it (or in N padding near a contig end). One warning, counted for
+    provenance, names the file and how many intervals; returns that number."""
+    if window.anchor != "tss" or window.sequence_length is None:
+        return 0
+    long = [interval for interval in intervals if interval.width > 1]
+    if long:
+        widths = sorted(interval.width for interval in long)
+        downstream = window.sequence_length - window.upstream - 1
+        log.warning("%s: %d of %d intervals are longer than 1 bp (first: %s; median %d bp), but this "
+                    "model reads the %d bp window -%d..+%d around each interval's 5' end (start on '+', end on "
+                    "'-'), not the interval itself: most of such a window can lie outside the interval (or be N "
+                    "padding near a contig end). Give one 1-bp interval per TSS (BED6 with strands)",
+                    path, len(long), len(intervals), long[0].describe(), widths[len(widths) // 2],
+                    window.sequence_length, window.upstream, downstream, extra={"genalm_kind": "long_tss_interval"})
+    return len(long)
+
+
+# Where recent input sequences came from (the BED line), so that an error raised later inside the model, which
+# sees only strings (Kipoi hands `predict_on_batch` the inputs alone), can name the line. Bounded; the dataloader
+# and the model share it when they run in one process (Kipoi's default, num_workers 0).
+_ORIGINS: "collections.OrderedDict[int, str]" = collections.OrderedDict()
+MAX_ORIGINS = 4096
+
+
+def remember_origin(sequence: str, interval: Interval) -> None:
+    _ORIGINS[hash(sequence)] = interval.describe()
+    _ORIGINS.move_to_end(hash(sequence))
+    while len(_ORIGINS) > MAX_ORIGINS:
+        _ORIGINS.popitem(last=False)
+
+
+def origin_of(sequence: str) -> str | None:
+    """`chr20:100-200(+) from x.bed:12` for a sequence the dataloader read recently, else None."""
+    return _ORIGINS.get(hash(sequence))
 
 
 def input_region(region: Interval, window: WindowSpec) -> Interval:
@@ -201,6 +241,7 @@ class IntervalSequences:
         fetched = input_region(region, self.window)
         strand = fetched.strand if self.use_strand else "+"
         sequence = self.genome.fetch(fetched, strand=strand)
+        remember_origin(sequence, interval)
         self._warn_if_mostly_n(sequence, region)
         if not self.use_strand:
             region = Interval(region.chrom, region.start, region.end, name=region.name, strand="+",

@@ -529,6 +529,8 @@ def test_a_failed_run_leaves_no_partial_output(registered_home, tmp_path, chr20_
     output = kipoi(["predict", "GENA-LM/promoter", args, "--batch_size", "2", "-o", "out.tsv", "out.h5"],
                    registered_home, tmp_path, expect=1)
     assert "this model takes at most" in output
+    # (input faults, kind 4) the error names the BED line, not the input's index in its batch
+    assert "mixed.bed:3" in output and "2,000 bp" in output, output[-3000:]
     assert (tmp_path / "out.tsv").read_text() == "previous results\n"
     assert sorted(os.listdir(tmp_path)) == ["mixed.bed", "out.tsv"]
 
@@ -809,3 +811,4 @@ def test_registrations_at_once_in_a_fresh_home_all_succeed(tmp_path):
     assert all(code == 0 for code, _ in outputs), outputs
     assert sum("registered:" in out and "already" not in out for _, out in outputs) == 1, outputs
     assert (home / ".kipoi" / "models" / "GENA-LM").is_symlink()
+
