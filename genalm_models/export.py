@@ -621,6 +621,13 @@ def _architecture(config) -> str:
     return text
 
 
+# TSS-anchored windows (promoter models): what a BED interval means to them (issue 19, item 3)
+TSS_INPUT_NOTE = ("Give one 1-bp interval per TSS with its strand (BED6): the window is placed around each "
+                  "interval's 5' end (start on '+', end on '-'), so a longer interval (a whole promoter, a 300 bp "
+                  "region) is not read as it is, and most of its window can lie outside it; the dataloader warns "
+                  "and counts such intervals.")
+
+
 def _outputs_doc(plan: Plan, config) -> str:
     if plan.kind == "sequence":
         regression = config.resolved_problem_type("sequence_classification") == "regression"
@@ -660,7 +667,8 @@ def _model_doc(plan: Plan, config, rc_offered: bool = True) -> str:
         plan.description or f"GENA-LM {plan.task or short} model ({plan.kind} output).",
         f"Architecture: {plan.architecture or 'GENA-LM BERT, ' + _architecture(config)}.",
         f"Input: {plan.window.describe()}, read from the reference FASTA for each BED interval "
-        "(upper-cased, reverse-complemented on '-' strands, N-padded past chromosome ends).",
+        "(upper-cased, reverse-complemented on '-' strands, N-padded past chromosome ends)."
+        + (f" {TSS_INPUT_NOTE}" if plan.window.anchor == "tss" and plan.window.sequence_length else ""),
         f"Output: {_outputs_doc(plan, config)}.",
         "Options (environment variables read when the model loads): GENALM_PRECISION=bf16, "
         + ("GENALM_RC_AVERAGE=1 (average with the reverse complement), " if rc_offered else "")
@@ -719,7 +727,9 @@ def _write_model_yaml(plan: Plan, info, config, folder: Path, expect_md5: str | 
         "dependencies": {key: list(value) for key, value in KIPOI_DEPENDENCIES.items()},
         "schema": {
             "inputs": {"name": "seq", "shape": "()", "special_type": "DNAStringSeq",
-                       "doc": f"DNA sequence ({window.describe()}), 5'->3'", "associated_metadata": "ranges"},
+                       "doc": f"DNA sequence ({window.describe()}), 5'->3'"
+                              + (f". {TSS_INPUT_NOTE}" if window.anchor == "tss" and window.sequence_length else ""),
+                       "associated_metadata": "ranges"},
             "targets": _schema_targets(plan, config),
         },
     }
@@ -799,7 +809,7 @@ def _write_curves(src: Source, plan: Plan, folder: Path) -> None:
 def _write_model_card(plan: Plan, info, config, src: Source, folder: Path) -> None:
     from .io_utils import write_text_atomic
 
-    rows = _flatten_metrics(plan.metrics)
+    rows = _flatten_metrics({key: value for key, value in plan.metrics.items() if key != STABILITY_KEY})
     metric_lines = ["| metric | value |", "|---|---|"] + [
         f"| {name} | {value:.4f} |" if isinstance(value, float) else f"| {name} | {value} |" for name, value in rows]
     if not rows:
@@ -814,6 +824,7 @@ def _write_model_card(plan: Plan, info, config, src: Source, folder: Path) -> No
         command = f"`python -m genalm_models.train {task_command} --config run_config.yaml`"
     notes = (Path(plan.notes).read_text().strip() if plan.notes else "_TO BE FILLED by the model's owner._")
     curves = (f"\n![training and validation curves]({CURVES_FILE})\n" if (folder / CURVES_FILE).is_file() else "")
+    input_note = f". {TSS_INPUT_NOTE}" if plan.window.anchor == "tss" and plan.window.sequence_length else ""
     examples = "\n".join(f"    {iv.chrom}\t{iv.start}\t{iv.end}\t{iv.name}\t{iv.strand}" for iv in plan.examples)
     card = f"""# {plan.name} (version {plan.version})
 
@@ -822,7 +833,7 @@ def _write_model_card(plan: Plan, info, config, src: Source, folder: Path) -> No
 ## Model
 - Kind: `{plan.kind}`; head: `{plan.head}`; task: `{plan.task or 'n/a'}`
 - Architecture: {_architecture(config)}
-- Input window: {plan.window.describe()}
+- Input window: {plan.window.describe()}{input_note}
 - Outputs: {_outputs_doc(plan, config)}
 - Weights: `model.safetensors` ({info.weights_dtype}), sha256 `{info.weights_sha256}`
 
@@ -835,7 +846,7 @@ def _write_model_card(plan: Plan, info, config, src: Source, folder: Path) -> No
 
 ## Metrics
 {chr(10).join(metric_lines)}
-{curves}
+{curves}{_stability_section(plan, src)}
 ## Use
 ```
 genalm-kipoi register            # once per user: makes GENA-LM/* visible to kipoi
@@ -858,6 +869,31 @@ coordinates; BGZF with `.fai`/`.gzi`):
 {CITATION}
 """
     write_text_atomic(folder / "README.md", card)
+
+
+STABILITY_KEY = "stability"   # metrics[STABILITY_KEY]: a genalm_models.stability report (evaluate --stability)
+
+
+def _stability_section(plan: Plan, src: Source) -> str:
+    """Sequence models: how much the output moves under 1-50 bp window moves and single-base changes (the report
+    in metrics["stability"], from `evaluate --stability`), or how to measure it when the export was given none."""
+    if plan.kind != "sequence":
+        return ""
+    from .stability import format_stability
+
+    report = plan.metrics.get(STABILITY_KEY) if isinstance(plan.metrics, dict) else None
+    config = "run_config.yaml" if src.run_config_path is not None else "RUN_CONFIG.yaml (a task config)"
+    how = (f"`python -m genalm_models.train evaluate --model <this folder> --config {config} --split test "
+           "--stability` (genalm_models/stability.py; it runs on any sequence model folder, official ones with "
+           "`--model hf://ORG/NAME@REVISION`)")
+    intro = ("How much the output moves when the input window moves by 1-50 bp (each window read again from the "
+             "reference, both directions on its strand) and under single-base changes across the window: a score "
+             "that jumps when the window moves by 1 bp makes scan and variant scores depend on where the window "
+             "starts. |dP| is the absolute change of the output.")
+    if not isinstance(report, dict) or not report.get("per_shift"):
+        return f"\n## Stability\n{intro}\n\n_Not measured at export._ Measure it with {how}.\n"
+    return (f"\n## Stability\n{intro} Measured on {report.get('windows', 'held-out windows')} with {how}.\n\n"
+            f"{format_stability(report)}\n")
 
 
 def _task_data_summary(src: Source) -> str:

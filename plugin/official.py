@@ -197,6 +197,8 @@ def _positions(model: OfficialModel) -> int:
 
 
 def card(model: OfficialModel) -> str:
+    from genalm_models.export import TSS_INPUT_NOTE
+
     window = model.window.describe()
     outputs = ", ".join(model.output_labels) or "embeddings (pooled, per token)"
     lines = [
@@ -214,7 +216,7 @@ def card(model: OfficialModel) -> str:
         f"| official repository | https://huggingface.co/{model.repo_id} (branch `{model.revision}`) |",
         f"| task | {model.task or 'masked language model (backbone)'} |",
         f"| training data | {model.training_data} |",
-        f"| input | {window} |",
+        f"| input | {window}" + (f". {TSS_INPUT_NOTE}" if model.window.anchor == "tss" else "") + " |",
         f"| outputs | {outputs} |",
         f"| published | {model.published} (official README; averaged over runs, this checkpoint may differ) |",
         "",
@@ -226,6 +228,16 @@ def card(model: OfficialModel) -> str:
                   "Through Kipoi the backbone returns embeddings; `genalm-kipoi score-variants` gives zero-shot "
                   f"masked-LM scores with it. It takes at most {_positions(model) - 2} tokens "
                   f"(~{(_positions(model) - 2) * 6.4 / 1000:.1f} kb at ~6.4 bp per token) per input.", ""]
+    if model.kind == "sequence":
+        config = {300: "promoter_300_genomic", 2000: "promoter_2k_genomic"}.get(model.window.sequence_length)
+        lines += ["## Stability", "",
+                  "How much P moves when the window moves by 1-50 bp and under single-base changes across the "
+                  "window (`genalm_models/stability.py`). Not measured for this folder here: the "
+                  "published weights come from the hub, and the machine that built this folder had no network. "
+                  "With the weights in the Hugging Face cache it runs offline on the held-out chr20 windows: "
+                  f"`python -m genalm_models.train evaluate --model hf://{model.repo_id}@{model.revision} "
+                  f"--config recipes/zoo/{config or 'promoter_2k_genomic'}.yaml --split test --stability` "
+                  "(GRCh37 chr20 from `../shared/data`; any task config with the same window works).", ""]
     lines += ["## Provenance", "",
               "Every output's `<output>.provenance.json` records the repository, the branch and the commit it "
               "resolved to, and the sha256 of the weights file (the hub's own checksum of the blob).",

@@ -187,6 +187,7 @@ class IntervalSequences:
             raise GenomeError(f"{intervals_file}: no intervals (the BED file is empty or holds only comment, "
                               "track and header lines); nothing to predict")
         require_strands(self.intervals, self.window, use_strand, self.intervals_file)
+        self.long_tss_intervals = warn_long_intervals(self.intervals, self.window, self.intervals_file)
         self.fasta_names = [self._check_interval(interval) for interval in self.intervals]
         self.has_targets = bool(self.intervals[0].extra) and not ignore_targets
         if self.has_targets:

@@ -308,3 +308,32 @@ def test_kipoi_test_scan_and_embeddings_with_official_models(hub_cache, home, tm
     with h5py.File(out) as handle:
         assert handle["preds/pooled"].shape[1] == TINY["hidden_size"]
         assert np.isfinite(handle["preds/pooled"][:]).all()
+
+
+def test_stability_metric_runs_on_an_official_promoter_head_offline(hub_cache, tmp_path, chr20_fasta, promoters_bed):
+    """`evaluate --stability` on a published head (hub weights from the cache, offline): the window-stability metric
+    of the model cards runs on any sequence model, official ones included."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    recipe = yaml.safe_load((ROOT / "recipes" / "zoo" / "promoter_2k_genomic.yaml").read_text())
+    recipe["data"]["args"].update(tss_bed=str(promoters_bed), fasta=str(chr20_fasta), min_tss_distance=5000,
+                                  split={"valid": ["chr20:1000000-1400000"], "test": ["chr20:1420000-2000000"]})
+    config = tmp_path / "task.yaml"
+    config.write_text(yaml.safe_dump(recipe))
+    out = tmp_path / "eval.json"
+    env = dict(os.environ, GENALM_PROGRESS="0", OMP_NUM_THREADS="1", **offline_env(hub_cache))
+    result = subprocess.run(
+        [sys.executable, "-m", "genalm_models.train", "evaluate", "--model",
+         "hf://AIRI-Institute/gena-lm-bert-large-t2t@promoters_2000_run_1", "--config", str(config), "--bootstrap",
+         "0", "--out", str(out), "--stability", "--stability-windows", "6", "--stability-shifts", "1,5",
+         "--stability-per-bin", "1"], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())["stability"]
+    assert report["one_bp"]["windows"] == 6 and report["one_bp"]["tss_windows"] == 3
+    assert set(report["per_shift"]) == {"1", "5"} and report["per_shift"]["5"]["n"] == 12
+    assert [row["bin"] for row in report["substitution"]["profile"]][-2:] == ["first 30 bp", "last 30 bp"]
+    assert "| window moved by (bp, both ways) |" in result.stdout

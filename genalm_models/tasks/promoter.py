@@ -17,6 +17,19 @@ Negatives, one per positive, in the split of their positive:
 Every random choice is seeded by the task seed and the positive's coordinates, so a build is reproducible and an
 example does not change when others are added or removed.
 
+Random shifts of the training windows (`train_shift`, bp): every training example (positive and negative) also
+carries `train_shift` bp of real sequence on each side of its window (`meta["context"]`, the window starting at
+`meta["context_offset"]`), and the training data loader (`train.data.TaskDataset`) cuts the window at a new random
+offset in [-train_shift, +train_shift] each time the example is drawn (keyed on seed, epoch and example, so runs
+stay exactly resumable). Valid and test windows are never shifted: they are the exact windows of the published
+task, the same with or without `train_shift`. Without shifts, every training window starts at the same base every
+epoch, so its tokens always sit at the same absolute positions; a model with a weak position table (ours: adjacent
+position embeddings are nearly orthogonal after a short pretraining) then fits position-locked features, and its
+output jumps when a window moves by 1 bp (one token more or less at the start moves every token by one
+position; issue 19). Shifted windows make those features useless. For shuffled negatives the whole context of the
+positive is cut into the pieces and shuffled, so the shifted window is a piece of a shuffle too; training windows
+that would need sequence beyond a chromosome end are kept unshifted (counted as `train_unshiftable`).
+
 Dropped, and counted in `PromoterTask.report`: TSSs on chromosome X (reserved) or on chromosomes not in the FASTA,
 duplicate windows (the same coordinates and strand, e.g. two EPDnew names for one TSS), windows running off a
 chromosome, windows with more than `max_n_fraction` N, windows in a split gap or crossing a region boundary, and
@@ -57,6 +70,7 @@ class PromoterTaskConfig:
     seed: int = 0
     threshold: float = 0.5              # on P(promoter), for accuracy / F1 / MCC
     name: str = "promoter"
+    train_shift: int = 0                # training windows move by a random offset in [-train_shift, +train_shift]
 
     def __post_init__(self) -> None:
         if isinstance(self.split, dict):
@@ -75,6 +89,8 @@ class PromoterTaskConfig:
             raise ValueError(f"min_tss_distance must be >= 0, got {self.min_tss_distance}")
         if not 0 <= self.max_n_fraction <= 1:
             raise ValueError(f"max_n_fraction must be in [0, 1], got {self.max_n_fraction}")
+        if not isinstance(self.train_shift, int) or isinstance(self.train_shift, bool) or self.train_shift < 0:
+            raise ValueError(f"train_shift must be an integer >= 0 (bp), got {self.train_shift!r}")
 
     @property
     def width(self) -> int:
@@ -300,22 +316,46 @@ class PromoterTask:
                 continue
             coordinates = f"{window.chrom}:{window.start}-{window.end}{window.strand}"
             rng = example_rng(config.seed, coordinates)
-            negative = self._negative(sequence, region, table, sampler, rng)
+            context = None
+            if region.split == "train" and config.train_shift:
+                context = self._context(genome, window, sequence, chrom_length)
+            negative = self._negative(sequence, region, table, sampler, rng, genome=genome, context=context)
             if negative is None:
                 self._count("no_genomic_negative")
                 continue
             positive = Example(sequence, 1, meta=dict(
                 chrom=window.chrom, start=window.start, end=window.end, strand=window.strand,
                 name=record.name, kind="promoter", split=region.split, source=f"{record.source}:{record.line}"))
+            if context is not None:
+                positive.meta.update(context=context, context_offset=config.train_shift)
             negative.meta.update(split=region.split, positive=record.name)
             splits[region.split].extend([positive, negative])
             self._count(f"{region.split}_pairs")
         return check_splits(splits, f"promoter task {self.name!r} ({config.tss_bed})")
 
+    def _context(self, genome: Genome, window: Interval, sequence: str, chrom_length: int) -> Optional[str]:
+        """`train_shift` bp of sequence on both sides of a training window (5'->3' on its strand), or None (counted)
+        when that runs off the chromosome."""
+        shift = self.config.train_shift
+        if window.start - shift < 0 or window.end + shift > chrom_length:
+            self._count("train_unshiftable")
+            return None
+        context = genome.fetch(Interval(window.chrom, window.start - shift, window.end + shift, strand=window.strand))
+        assert context[shift: shift + len(sequence)] == sequence, "context does not hold the window"
+        return context
+
     def _negative(self, sequence: str, region: Region, table: RegionTable, sampler: GenomicNegativeSampler,
-                  rng: np.random.Generator) -> Optional[Example]:
+                  rng: np.random.Generator, genome: Optional[Genome] = None,
+                  context: Optional[str] = None) -> Optional[Example]:
+        """The negative of one positive; with `context` (a shifted training positive), the negative's own context
+        too (see the module docstring)."""
         config = self.config
         if config.negatives == "shuffle":
+            if context is not None:  # shuffle the whole context: any shifted window is then a piece of a shuffle
+                shuffled, order = shuffle_pieces(context, rng, config.shuffle_pieces, config.shuffle_moved)
+                shift = config.train_shift
+                return Example(shuffled[shift: shift + len(sequence)], 0, meta=dict(
+                    kind="shuffled", piece_order=order, context=shuffled, context_offset=shift))
             shuffled, order = shuffle_pieces(sequence, rng, config.shuffle_pieces, config.shuffle_moved)
             return Example(shuffled, 0, meta=dict(kind="shuffled", piece_order=order))
         drawn = sampler.draw(region, rng)
@@ -327,8 +367,14 @@ class PromoterTask:
         if drawn is None:
             return None
         window, negative_sequence = drawn
-        return Example(negative_sequence, 0, meta=dict(
+        example = Example(negative_sequence, 0, meta=dict(
             kind="genomic", chrom=window.chrom, start=window.start, end=window.end, strand=window.strand))
+        if context is not None and genome is not None:
+            chrom_length = genome.contig_lengths[genome.resolve(window.chrom)]
+            negative_context = self._context(genome, window, negative_sequence, chrom_length)
+            if negative_context is not None:
+                example.meta.update(context=negative_context, context_offset=self.config.train_shift)
+        return example
 
     def _count(self, what: str) -> None:
         self.report[what] = self.report.get(what, 0) + 1

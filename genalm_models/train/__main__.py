@@ -115,8 +115,11 @@ def cmd_train(args) -> None:
 def cmd_evaluate(args) -> None:
     from .evaluate import evaluate_folder
 
+    shifts = [int(s) for s in args.stability_shifts.split(",")] if args.stability_shifts else None
     evaluate_folder(args.model, args.config, args.overrides, split=args.split, out=args.out,
-                    bootstrap=args.bootstrap, precision=args.precision)
+                    bootstrap=args.bootstrap, precision=args.precision, stability=args.stability,
+                    stability_shifts=shifts, stability_windows_max=args.stability_windows,
+                    stability_per_bin=args.stability_per_bin)
 
 
 def cmd_baseline(args) -> None:
@@ -208,6 +211,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default=None, help="write the metrics as JSON here")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for 95%% CIs (0: none)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--stability", action="store_true",
+                   help="sequence models: also |dP| when each held-out window moves by 1-50 bp and the per-position "
+                        "profile of single-base changes (genalm_models/stability.py)")
+    p.add_argument("--stability-shifts", default=None, help="comma-separated bp (default 1,2,3,5,10,20,50)")
+    p.add_argument("--stability-windows", type=int, default=None, help="at most this many windows (default all)")
+    p.add_argument("--stability-per-bin", type=int, default=2,
+                   help="single-base changes per tenth of each window (default 2; 5 more in each 30 bp edge)")
     p.add_argument("overrides", nargs="*")
     p.set_defaults(func=cmd_evaluate)
 

@@ -94,10 +94,18 @@ class MLMDataset(torch.utils.data.Dataset):
 
 
 class TaskDataset(torch.utils.data.Dataset):
-    """Examples of a downstream task, tokenized once. Token tasks get per-token labels through the offsets."""
+    """Examples of a downstream task, tokenized once. Token tasks get per-token labels through the offsets.
 
-    def __init__(self, examples: list[Example], tokenizer: GenaTokenizer, token_level: bool):
+    Shifted windows: a sequence example whose meta holds a `context` (its window plus `context_offset` bp on each
+    side, e.g. the promoter task's `train_shift`) is cut at a random offset in [-context_offset, +context_offset]
+    and tokenized each time a SampleRef draws it; the offset is keyed on (seed, epoch, index), so DDP and resumed
+    runs see the same windows. Indexing by int (evaluation) gives the unshifted window.
+    """
+
+    def __init__(self, examples: list[Example], tokenizer: GenaTokenizer, token_level: bool, seed: int = 0):
         self.examples, self.token_level = examples, token_level
+        self.tokenizer, self.seed = tokenizer, seed
+        self.shiftable = [not token_level and "context" in e.meta for e in examples]
         seqs = [e.seq for e in examples]
         if token_level:
             encoded = tokenizer.encode_batch_with_offsets(seqs, add_special_tokens=False)
@@ -119,8 +127,19 @@ class TaskDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.examples)
 
+    def shifted_sequence(self, index: int, epoch: int) -> str:
+        """The window of example `index` at this draw's random offset (see the class docstring)."""
+        example = self.examples[index]
+        context, offset = example.meta["context"], int(example.meta["context_offset"])
+        shift = int(sample_rng(self.seed, epoch, index, stream=3).integers(-offset, offset + 1))
+        return context[offset + shift: offset + shift + len(example.seq)]
+
     def __getitem__(self, ref: SampleRef | int) -> dict:
         index = ref.index if isinstance(ref, SampleRef) else ref
+        if isinstance(ref, SampleRef) and self.shiftable[index]:
+            seq = self.shifted_sequence(index, ref.epoch)
+            return {"ids": np.asarray(self.tokenizer.encode_batch([seq], False)[0], dtype=np.int64),
+                    "labels": np.asarray(self.examples[index].label)}
         item = {"ids": self.ids[index]}
         if self.token_level:
             item["labels"] = self.labels[index]

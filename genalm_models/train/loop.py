@@ -119,6 +119,15 @@ def build_model_and_tokenizer(cfg: RunConfig, task, log) -> tuple[torch.nn.Modul
         torch.manual_seed(cfg.train.seed + 1)
         model = RMT(model, RMTConfig(**m.rmt), cls_id=tokenizer.cls_id, sep_id=tokenizer.sep_id,
                     pad_id=tokenizer.pad_id)
+    elif m.rmt is not None:
+        # started from an RMT checkpoint (e.g. the RMT-pretrained backbone): its memory tokens are kept, the run's
+        # own RMT settings (readout/loss, truncated backpropagation, segment limit) replace the checkpoint's
+        rmt = RMTConfig(**{"segment_padding": model.rmt.segment_padding, **m.rmt})
+        if rmt.num_mem_tokens != model.num_mem_tokens:
+            raise RunConfigError(f"model.rmt.num_mem_tokens={rmt.num_mem_tokens}, but {m.init_from} has "
+                                 f"{model.num_mem_tokens} memory tokens")
+        rmt.validate(model.input_size)
+        model.rmt = rmt
     if unwrap(model).config.vocab_size != tokenizer.vocab_size:
         raise RunConfigError(f"the model's vocabulary ({unwrap(model).config.vocab_size}) does not match the "
                              f"tokenizer's ({tokenizer.vocab_size}): take the tokenizer from the checkpoint folder")
@@ -254,7 +263,8 @@ def train(cfg: RunConfig, resume: bool = False) -> dict:
         splits = None
     else:
         splits = task.build()
-        train_set = TaskDataset(splits["train"], tokenizer, token_level=task.head == "token_classification")
+        train_set = TaskDataset(splits["train"], tokenizer, token_level=task.head == "token_classification",
+                                seed=t_cfg.seed)
         if cfg.data.pos_weight is not None:
             if task.head != "token_classification" or len(cfg.data.pos_weight) != len(task.labels):
                 raise RunConfigError(f"data.pos_weight needs a token task and one weight per label {task.labels}")

@@ -63,11 +63,18 @@ evaluate)
     for variant in "" _genomic _scratch; do
       [ -f $Z/$m$variant/checkpoints/latest ] || continue
       case $m in
-      promoter*)  # every promoter model on the same test TSSs against both kinds of negatives
+      promoter*)  # every promoter model on the same test TSSs against both kinds of negatives; against genomic
+        # ones also the window stability (1-50 bp moves of each test window, single-base changes; the 16 kb model
+        # on 60 windows and fewer shifts: its windows cost ~8x)
         for neg in shuffle genomic; do
           out=$Z/eval/${m}${variant}_vs_${neg/shuffle/shuffled}.json
+          case $neg-$m in
+          genomic-promoter_16k) stab="--stability --stability-windows 60 --stability-shifts 1,2,5,20,50" ;;
+          genomic-*) stab="--stability" ;;
+          *) stab="" ;;
+          esac
           fresh $out $Z/$m$variant || $T evaluate --model $Z/$m$variant --config recipes/zoo/$m.yaml --out $out \
-              data.args.negatives=$neg
+              $stab data.args.negatives=$neg
         done ;;
       *) out=$Z/eval/${m}${variant}_vs_test.json  # splice: 200 resamples, each re-ranks ~600k bases
          fresh $out $Z/$m$variant || $T evaluate --model $Z/$m$variant --config recipes/zoo/$m.yaml --out $out \

@@ -2,7 +2,9 @@
 
     python recipes/zoo/card_metrics.py runs/zoo/eval promoter_2k_genomic [promoter] > card.json
 Values are written as "value [95% CI low, high]" strings (bootstrap over test examples). With the exported name, the
-sliding-window scan result of that model (<folder>/scan_<name>.json, recipes/zoo/scan_precision.py) is added.
+sliding-window scan result of that model (<folder>/scan_<name>.json, recipes/zoo/scan_precision.py) is added. The
+stability report of an evaluation run with --stability (window moves of 1-50 bp, single-base changes) goes under
+"stability", which the exporter renders as the card's Stability section.
 """
 import json
 import sys
@@ -19,6 +21,8 @@ def main(folder: Path, run: str, name: str | None = None) -> dict:
         card[title] = {key: f"{value:.4f}" + (f" [{result['ci95'][key][0]:.4f}, {result['ci95'][key][1]:.4f}]"
                                                 if key in result.get("ci95", {}) else "")
                        for key, value in result["metrics"].items()}
+        if "stability" in result:
+            card["stability"] = result["stability"]
     scan = folder / f"scan_{name}.json"
     if name and scan.is_file():
         result = json.loads(scan.read_text())

@@ -68,6 +68,8 @@ def main(folder: Path) -> None:
               f"{roc['b']:.3f} | {roc['a_minus_b']:+.3f} [{roc['ci95'][0]:+.3f}, {roc['ci95'][1]:+.3f}] | "
               f"{pr['a_minus_b']:+.3f} [{pr['ci95'][0]:+.3f}, {pr['ci95'][1]:+.3f}] |")
     print()
+    stability_table(folder)
+    print()
     print("| genome scan (held-out region, both strands) | bins | TSSs | base rate | average precision | "
           "precision / recall at P >= 0.5 | at P >= 0.9 | at P >= 0.95 |")
     print("|---|---|---|---|---|---|---|---|")
@@ -85,6 +87,33 @@ def main(folder: Path) -> None:
         print(f"| GENA-LM/{name}, {result['region']}, {result['step']} bp bins, hit = TSS within "
               f"{result['tolerance']} bp | {result['n_bins']:,} | {result['n_tss']} | {result['base_rate']:.4f} | "
               f"{result['average_precision']:.3f} | {at('0.5')} | {at('0.9')} | {at('0.95')} |")
+
+
+# window stability (evaluate --stability, against genomic negatives): also the shipped 0.1.0 models, before the
+# training windows moved (their evaluations are named <run>_0.1.0_vs_genomic.json)
+STABILITY_VARIANTS = [("_genomic_0.1.0", "0.1.0: fine-tuned on fixed windows"),
+                      ("_genomic", "fine-tuned on randomly shifted windows")]
+
+
+def stability_table(folder: Path) -> None:
+    print("| model | training | TSS windows moving > 0.2 under a 1 bp move | all windows > 0.2 | 99th pct / max "
+          "\\|dP\\|, 1 bp | max \\|dP\\|, 50 bp | single-base \\|dP\\|, first / last 30 bp vs middle | "
+          "predictions < 0.1 or > 0.9 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for run, title in PROMOTER_MODELS:
+        for suffix, variant in STABILITY_VARIANTS:
+            result = load(folder, f"{run}{suffix}_vs_genomic")
+            report = (result or {}).get("stability")
+            if not report or "one_bp" not in report:
+                continue
+            one, shifts = report["one_bp"], report["per_shift"]
+            largest = shifts.get("50", {}).get("max")
+            ratios = report.get("substitution", {}).get("edge_to_middle", {})
+            print(f"| {title} | {variant} | {one['tss_windows_over_0.2']} of {one['tss_windows']} | "
+                  f"{one['windows_over_0.2']} of {one['windows']} | "
+                  f"{shifts['1']['p99']:.3f} / {shifts['1']['max']:.3f} | "
+                  + (f"{largest:.3f}" if largest is not None else "n/a") + " | "
+                  + " / ".join(f"{v:.2f}" for v in ratios.values()) + f" | {100 * report['bimodality']:.0f}% |")
 
 
 if __name__ == "__main__":
