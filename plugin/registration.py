@@ -421,19 +421,20 @@ def _auto_update_step(location: SourceLocation, keep: bool) -> str:
 
 @contextlib.contextmanager
 def _one_at_a_time():
-    """An exclusive lock (~/.kipoi/.genalm-register.lock) around a whole register / unregister, taken before kipoi
+    """An exclusive lock on the ~/.kipoi folder itself around a whole register / unregister, taken before kipoi
     is imported: two runs at once in a fresh HOME would otherwise both seed the repository ("remote origin already
-    exists") or read the config.yaml the other kipoi import is still writing."""
+    exists") or read the config.yaml the other kipoi import is still writing. The folder, not a lock file in it:
+    `unregister` leaves ~/.kipoi exactly as it found it (kipoi itself makes the folder on import anyway)."""
     import fcntl
 
     folder = Path(os.path.expanduser("~")) / ".kipoi"
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".genalm-register.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
 
 
 def register(group_dir: Path | None = None, source_name: str = "kipoi", force: bool = False,
