@@ -57,7 +57,9 @@ def test_run_directory_export_is_complete(tiny_zoo, chr20_genome):
     assert description["schema"]["targets"] == {"promoter": {"shape": "()", "doc": "probability: promoter"}}
     info = description["info"]
     assert info["cite_as"] == "https://doi.org/10.1093/nar/gkae1310" and info["license"] == "MIT"
-    assert "-249 to +50" in info["doc"] and "GENALM_RC_AVERAGE" in info["doc"]
+    assert "-249 to +50" in info["doc"] and "GENALM_PRECISION" in info["doc"]
+    # a TSS-anchored model does not advertise reverse-complement averaging (it is refused for it)
+    assert "GENALM_RC_AVERAGE" not in info["doc"] and "Reverse-complement averaging is not offered" in info["doc"]
     expect = description["test"]["expect"]
     assert expect["md5"] == md5(folder / "downloaded" / "model_files" / "test.expect.h5")
 
