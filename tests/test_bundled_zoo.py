@@ -87,3 +87,18 @@ def test_bf16_stays_within_the_stated_tolerance_of_fp32(name):
     bf16 = FolderModel(folder, PredictOptions(precision="bf16")).predict(seqs)
     assert np.abs(fp32 - bf16).max() <= BF16_TOLERANCE
     assert not np.array_equal(fp32, bf16)  # the bf16 path really ran in lower precision
+
+
+def test_the_readme_main_job_runs_without_warnings(home, tmp_path):
+    """The README's main command on the bundled example files: no "predictions may be meaningless" warning (the
+    example FASTA is the training reference cut after the last example, which the reference check knows), nothing
+    counted in the provenance file."""
+    import json
+
+    folder = ZOO / "promoter"
+    args = ('{"intervals_file": "%s", "fasta_file": "%s"}' % (folder / "example.bed", folder / "example.fa.gz"))
+    out = tmp_path / "promoter_predictions.tsv"
+    output = run(["kipoi", "predict", "GENA-LM/promoter", f"--dataloader_args={args}", "-m", "-o", str(out)],
+                 home, tmp_path)
+    assert "WARNING" not in output and "meaningless" not in output, output[-2000:]
+    assert json.loads(Path(f"{out}.provenance.json").read_text())["warnings"]["count"] == 0
