@@ -34,6 +34,14 @@ class ModelSection:
     tokenizer: str | None = None      # tokenizer folder; default: the init_from folder
     head: str = "mlm"                 # mlm | sequence_classification | token_classification
     rmt: dict[str, Any] | None = None  # RMTConfig fields: wraps the model in recurrent memory
+    # Smooth absolute positions at initialisation (issue 19): the position-embedding rows of the content tokens
+    # (from the first content position: 1 for plain models, m + 2 for RMT) are replaced by their Gaussian-filtered
+    # version (sigma in positions), each row rescaled to the table's mean row norm, so neighbouring positions get
+    # nearly the same embedding. A short pretraining leaves the table noise (neighbours nearly orthogonal), which a
+    # fine-tuned head can use as a per-position code: its output then jumps when a window moves by one token.
+    smooth_positions: float | None = None
+    # Parameters not trained: every parameter whose name contains one of these strings (e.g. "position_embeddings")
+    freeze: list[str] = field(default_factory=list)
 
 
 @dataclass

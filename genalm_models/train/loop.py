@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from ..checkpoint import load_model, resolve_model_folder
@@ -128,12 +129,58 @@ def build_model_and_tokenizer(cfg: RunConfig, task, log) -> tuple[torch.nn.Modul
                                  f"{model.num_mem_tokens} memory tokens")
         rmt.validate(model.input_size)
         model.rmt = rmt
+    elif isinstance(model, RMT):
+        # a plain model (model.rmt: null) started from an RMT checkpoint: its memory-token embedding rows go
+        model = plain_from_rmt(model)
+    if m.smooth_positions:
+        smooth_positions(model, float(m.smooth_positions))
     if unwrap(model).config.vocab_size != tokenizer.vocab_size:
         raise RunConfigError(f"the model's vocabulary ({unwrap(model).config.vocab_size}) does not match the "
                              f"tokenizer's ({tokenizer.vocab_size}): take the tokenizer from the checkpoint folder")
     if not cfg.train.dropout:
         disable_dropout(model)
     return model, tokenizer
+
+
+def smooth_positions(model: torch.nn.Module, sigma: float) -> None:
+    """`model.smooth_positions` (config.py): Gaussian-filter the content rows of the position table along the
+    positions (reflected at the ends), then rescale each row to the table's mean row norm."""
+    if sigma <= 0:
+        raise RunConfigError(f"model.smooth_positions must be > 0 (positions), got {sigma}")
+    table = unwrap(model).bert.embeddings.position_embeddings.weight
+    first = model.num_mem_tokens + 2 if isinstance(model, RMT) else 1
+    with torch.no_grad():
+        rows = table[first:].float()
+        radius = int(math.ceil(3 * sigma))
+        offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
+        kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+        kernel = (kernel / kernel.sum()).view(1, 1, -1).repeat(rows.shape[1], 1, 1)
+        padded = F.pad(rows.t().unsqueeze(0), (radius, radius), mode="reflect")  # (1, H, L + 2r)
+        smooth = F.conv1d(padded, kernel, groups=rows.shape[1])[0].t()           # (L, H)
+        target = rows.norm(dim=1).mean()
+        smooth = smooth / smooth.norm(dim=1, keepdim=True).clamp_min(1e-12) * target
+        table[first:] = smooth.to(table.dtype)
+
+
+def plain_from_rmt(model: RMT) -> torch.nn.Module:
+    """The head model inside an RMT wrapper, with the word embeddings cut back to the vocabulary (the memory
+    tokens' rows dropped), for a plain run initialised from an RMT checkpoint (e.g. the bundled GENA-LM/mlm)."""
+    inner = model.model
+    old = inner.word_embeddings
+    new = torch.nn.Embedding(model.vocab_size, old.embedding_dim, padding_idx=old.padding_idx)
+    with torch.no_grad():
+        new.weight.copy_(old.weight[: model.vocab_size])
+    inner.bert.embeddings.word_embeddings = new
+    predictions = getattr(getattr(inner, "cls", None), "predictions", None)
+    if predictions is not None:  # an MLM head: its decoder loses the memory rows too
+        decoder = torch.nn.Linear(old.embedding_dim, model.vocab_size)
+        with torch.no_grad():
+            decoder.weight.copy_(predictions.decoder.weight[: model.vocab_size])
+            decoder.bias.copy_(predictions.decoder.bias[: model.vocab_size])
+        predictions.decoder = decoder
+        predictions.bias = decoder.bias
+        inner.tie_weights()
+    return inner
 
 
 def segment_budget(cfg: RunConfig, model: torch.nn.Module):
@@ -274,8 +321,15 @@ def train(cfg: RunConfig, resume: bool = False) -> dict:
             log(f"task {task.name} report: " + ", ".join(f"{k} {v:g}" for k, v in task.report.items()))
 
     # ---- optimizer, precision, resume ------------------------------------------------------------------------
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]  # biases and LayerNorms
+    frozen = [n for n, p in model.named_parameters() if any(part in n for part in cfg.model.freeze)]
+    for name, param in model.named_parameters():
+        param.requires_grad_(name not in frozen)
+    if cfg.model.freeze:
+        if not frozen:
+            raise RunConfigError(f"model.freeze {cfg.model.freeze} matches no parameter of the model")
+        log(f"frozen (not trained): {', '.join(frozen)}")
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and p.requires_grad]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2 and p.requires_grad]  # biases, LayerNorms
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.optim.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}],
                                   lr=cfg.optim.lr, betas=tuple(cfg.optim.betas), eps=cfg.optim.eps,
