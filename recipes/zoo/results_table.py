@@ -92,7 +92,8 @@ def main(folder: Path) -> None:
 # window stability (evaluate --stability, against genomic negatives): also the shipped 0.1.0 models, before the
 # training windows moved (their evaluations are named <run>_0.1.0_vs_genomic.json)
 STABILITY_VARIANTS = [("_genomic_0.1.0", "0.1.0: fine-tuned on fixed windows"),
-                      ("_genomic", "fine-tuned on randomly shifted windows")]
+                      ("_genomic", "0.2.0: randomly shifted training windows (2 kb, 16 kb: and smoothed, frozen "
+                                   "positions)")]
 
 
 def stability_table(folder: Path) -> None:
