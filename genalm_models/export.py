@@ -298,7 +298,7 @@ def _data_arg(src: Source, keys: tuple[str, ...]) -> str | None:
 
 
 def make_plan(name: str, src: Source, config, head: str, opts: ExportOptions) -> Plan:
-    from kipoi_genalm.folder import FolderError, WindowSpec
+    from .model_folder import FolderError, WindowSpec
 
     from .genome import Genome
 
@@ -428,7 +428,7 @@ def _load_metrics(metrics, src: Source) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------------------
 def choose_examples(genome, window, opts: ExportOptions, task_config, src: Source) -> list:
     """A few real intervals (genome.Interval) whose model windows lie on the reference and are mostly not N."""
-    from kipoi_genalm.sequences import input_region, target_region
+    from .model_folder import input_region, target_region
 
     from .genome import GenomeError, Interval, read_bed
     from .tasks.splits import is_reserved_chromosome
@@ -506,7 +506,7 @@ def _fasta_windows(genome, window, n: int) -> list:
 def _write_examples(plan: Plan, folder: Path) -> None:
     """example.bed (the chosen intervals, BED6) and example.fa.gz (truncated, N-masked contigs; BGZF + indexes)."""
     import pysam
-    from kipoi_genalm.sequences import input_region, target_region
+    from .model_folder import input_region, target_region
 
     from .genome import Genome
     from .io_utils import write_text_atomic
@@ -549,7 +549,7 @@ def _write_examples(plan: Plan, folder: Path) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 def _write_folder_info(plan: Plan, src: Source, folder: Path, config, fp16: bool):
     from kipoi_genalm.adapter import package_version
-    from kipoi_genalm.folder import WEIGHTS_FILE, FolderInfo, sha256_file, write_folder_info
+    from .model_folder import WEIGHTS_FILE, FolderInfo, sha256_file, write_folder_info
 
     from .genome import Genome
 
@@ -589,7 +589,7 @@ def _write_expectation(plan: Plan, folder: Path) -> str:
     import numpy as np
     from kipoi_genalm import kipoi_compat
     from kipoi_genalm.adapter import FolderModel, PredictOptions, kipoi_outputs
-    from kipoi_genalm.folder import md5_file
+    from .model_folder import md5_file
 
     kipoi_compat.apply()
     from kipoi.writers import HDF5BatchWriter

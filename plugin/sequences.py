@@ -29,9 +29,10 @@ from typing import Mapping
 import numpy as np
 
 from genalm_models.genome import Genome, GenomeError, Interval, read_bed
+from genalm_models.model_folder import WindowSpec, input_region, target_region  # noqa: F401  (re-exported)
 
 from . import provenance
-from .folder import WindowSpec, compare_contigs, parse_reference_contigs
+from .folder import compare_contigs, parse_reference_contigs
 
 log = logging.getLogger(__name__)
 
@@ -80,20 +81,6 @@ def window_spec(sequence_length=None, anchor="center", upstream=None, flank=0) -
                       anchor=str(anchor or "center"),
                       upstream=as_optional_int(upstream, "upstream"),
                       flank=as_optional_int(flank, "flank") or 0).validate("dataloader arguments")
-
-
-def target_region(interval: Interval, window: WindowSpec) -> Interval:
-    """The region (without flanks) the model's predictions for `interval` refer to."""
-    if window.sequence_length is None:
-        if interval.width == 0:  # the model would read an empty sequence: no tokens, a NaN "prediction"
-            raise GenomeError(f"{interval.describe()}: a zero-length interval has no sequence for a model that "
-                              "reads each interval as it is; give the bases to read (end > start)")
-        return interval
-    if window.anchor == "tss":
-        if interval.width == 0:
-            raise GenomeError(f"{interval.describe()}: a zero-length interval has no 5' end to anchor a window on")
-        return interval.window(window.upstream, window.sequence_length - window.upstream - 1)
-    return interval.resize(window.sequence_length)
 
 
 def require_strands(intervals: list[Interval], window: WindowSpec, use_strand: bool, path: str) -> None:
@@ -162,14 +149,6 @@ def is_cut_example(fasta_file: str | os.PathLike) -> bool:
             return " truncated at " in handle.readline()
     except OSError:
         return False
-
-
-def input_region(region: Interval, window: WindowSpec) -> Interval:
-    if not window.flank:
-        return region
-    return Interval(region.chrom, region.start - window.flank, region.end + window.flank, name=region.name,
-                    score=region.score, strand=region.strand, extra=region.extra, source=region.source,
-                    line=region.line)
 
 
 def _targets(interval: Interval) -> np.ndarray:
