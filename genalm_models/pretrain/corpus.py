@@ -73,6 +73,9 @@ from pathlib import Path
 from typing import IO, Any, Generator, Iterable, Iterator, NamedTuple, Optional, Sequence, Union
 
 from genalm_models.genome import Genome, GenomeError, VcfReader, parse_genotype, read_bed, reverse_complement
+from genalm_models.genome.intervals import merge_intervals
+from genalm_models.genome.names import MITOCHONDRIAL, canonical_chrom, chrom_spellings
+from genalm_models.genome.variants import apply_variants  # noqa: F401  (the one applier; re-exported here)
 from genalm_models.io_utils import atomic_write
 
 logger = logging.getLogger(__name__)
@@ -87,8 +90,6 @@ REF_MISMATCH_MODES = ("error", "skip")
 _SHARD_NAME = re.compile(r"shard_[0-9]{5,}\.jsonl(\.gz)?")
 # The temporary files atomic_write leaves only when a process is killed mid-write.
 _LEFTOVER_TEMPORARY = re.compile(r"\.(shard_[0-9]{5,}\.jsonl(\.gz)?|manifest\.json)\..+\.tmp")
-# Canonical names (see `_canonical_contig`) of mitochondrial sequences, excluded by default.
-_MITOCHONDRIAL = {"MT", "M"}
 
 
 class CorpusError(ValueError):
@@ -222,39 +223,6 @@ class Variant(NamedTuple):
         return self.start + len(self.ref)
 
 
-def apply_variants(reference: str, reference_start: int, variants: Iterable[Sequence]) -> str:
-    """The sequence `reference` (which starts at 0-based `reference_start`) with `variants` applied.
-
-    `variants` are `Variant`s or `(start, ref, alt)` tuples with 0-based starts, sorted, not overlapping,
-    and lying inside the window. Each replaces its REF bases by its ALT bases, so SNVs, MNVs, insertions
-    (`A -> ATT`) and deletions (`ATT -> A`) all work the same way. Raises GenomeError when REF does not
-    match the window, a variant lies outside it, or variants are unsorted/overlapping.
-    """
-    pieces = []
-    copied_to = 0  # index in `reference` up to which bases are already in `pieces`
-    window_end = reference_start + len(reference)
-    for variant in variants:
-        start, ref, alt = variant[0], variant[1], variant[2]
-        line = f" (VCF line {variant[3]})" if len(variant) > 3 and variant[3] is not None else ""
-        offset = start - reference_start
-        if offset < copied_to or start + len(ref) > window_end:
-            if offset < copied_to:
-                problem = "overlaps the previous variant or is out of order"
-            else:
-                problem = f"runs past the end of the window [{reference_start}, {window_end})"
-            raise GenomeError(f"variant {ref}>{alt} at 0-based {start}{line} {problem}")
-        found = reference[offset : offset + len(ref)]
-        if found != ref:
-            raise GenomeError(f"variant {ref}>{alt} at 0-based {start}{line}: REF does not match the reference {found!r}")
-        pieces.append(reference[copied_to:offset])
-        pieces.append(alt)
-        copied_to = offset + len(ref)
-    if not pieces:
-        return reference
-    pieces.append(reference[copied_to:])
-    return "".join(pieces)
-
-
 class Haplotype:
     """The variants of one haplotype on one contig, non-overlapping and sorted, with coordinate maps.
 
@@ -355,7 +323,7 @@ def _load_haplotypes(
     # VCF names may use the other convention (chr20 vs 20): map every spelling to the planned contig.
     contig_by_name: dict[str, str] = {}
     for name in contigs:
-        for spelling in [name, *_alternative_spellings(name)]:
+        for spelling in [name, *chrom_spellings(name)]:
             contig_by_name.setdefault(spelling, name)
 
     with VcfReader(vcf_path) as reader:
@@ -724,32 +692,17 @@ class _ContigPlan:
     length: int
 
 
-def _canonical_contig(name: str) -> str:
-    """One spelling per contig across naming conventions: `chr20`/`20` -> `20`, `chrM`/`MT`/`M` -> `MT`."""
-    bare = name[3:] if name.lower().startswith("chr") and len(name) > 3 else name
-    bare = bare.upper()
-    return "MT" if bare in _MITOCHONDRIAL else bare
-
-
-def _alternative_spellings(name: str) -> list[str]:
-    bare = name[3:] if name.lower().startswith("chr") and len(name) > 3 else name
-    spellings = [bare, f"chr{bare}"]
-    if _canonical_contig(name) == "MT":
-        spellings += ["MT", "M", "chrM", "chrMT"]
-    return [spelling for spelling in spellings if spelling != name]
-
-
 def _plan_contigs(genomes: list[Genome], config: CorpusConfig, skipped: dict[str, Any]) -> list[_ContigPlan]:
     """The contigs to tile, in FASTA order, after the include/exclude lists and the length minimum."""
-    wanted = None if config.contigs is None else {_canonical_contig(name) for name in config.contigs}
-    excluded = {_canonical_contig(name) for name in config.exclude_contigs}
+    wanted = None if config.contigs is None else {canonical_chrom(name) for name in config.contigs}
+    excluded = {canonical_chrom(name) for name in config.exclude_contigs}
     if config.exclude_mitochondria:
-        excluded.add("MT")
+        excluded.add(MITOCHONDRIAL)
     found: set[str] = set()
     plans = []
     for fasta_index, genome in enumerate(genomes):
         for name, length in genome.contig_lengths.items():
-            key = _canonical_contig(name)
+            key = canonical_chrom(name)
             if wanted is not None and key not in wanted:
                 continue
             found.add(key)
@@ -762,7 +715,7 @@ def _plan_contigs(genomes: list[Genome], config: CorpusConfig, skipped: dict[str
                 continue
             plans.append(_ContigPlan(genome, fasta_index, name, length))
     if wanted is not None:
-        absent = [name for name in config.contigs if _canonical_contig(name) not in found]
+        absent = [name for name in config.contigs if canonical_chrom(name) not in found]
         if absent:
             raise CorpusError(
                 f"contig(s) {', '.join(absent)} requested but not in any of {', '.join(config.fasta_paths)}"
@@ -987,21 +940,15 @@ def build_corpus(config: CorpusConfig) -> dict[str, Any]:
 
 def _read_exclusions(bed_path: str, plans: list[_ContigPlan]) -> dict[str, list[tuple[int, int]]]:
     """Excluded spans per planned contig, merged and sorted (BED names may be `chr20` or `20`)."""
-    by_canonical = {_canonical_contig(plan.name): plan.name for plan in plans}
-    spans: dict[str, list[tuple[int, int]]] = {}
+    by_canonical = {canonical_chrom(plan.name): plan.name for plan in plans}
+    planned = []
     for interval in read_bed(bed_path):
-        name = by_canonical.get(_canonical_contig(interval.chrom))
+        name = by_canonical.get(canonical_chrom(interval.chrom))
         if name is not None:
-            spans.setdefault(name, []).append((max(0, interval.start), interval.end))
+            planned.append((name, interval.start, interval.end))
     merged: dict[str, list[tuple[int, int]]] = {}
-    for name, items in spans.items():
-        out: list[list[int]] = []
-        for start, end in sorted(items):
-            if out and start <= out[-1][1]:
-                out[-1][1] = max(out[-1][1], end)
-            else:
-                out.append([start, end])
-        merged[name] = [(a, b) for a, b in out]
+    for name, start, end in merge_intervals(planned):
+        merged.setdefault(name, []).append((start, end))
     return merged
 
 

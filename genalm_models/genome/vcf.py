@@ -1,0 +1,219 @@
+"""VCF reading: records with 1-based `pos` (as the file says) and 0-based `start`, genotypes, samples
+(no torch, no kipoi here). Applying alleles to a sequence is `variants.apply_variants`."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterator, Optional
+
+from .common import _IUPAC_BASES, GenomeError, PathLike, _existing_file, _where, numbered_lines
+from .intervals import Interval
+
+
+# ---------------------------------------------------------------------------------------------------
+# VCF
+# ---------------------------------------------------------------------------------------------------
+
+_VCF_COLUMNS = ("#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO")
+# REF: the VCF specification allows A, C, G, T, N; real files built on references that contain IUPAC
+# ambiguity codes (GRCh37 has a few) carry those too, so they are accepted.
+_VCF_BASES = re.compile(f"[{_IUPAC_BASES}{_IUPAC_BASES.lower()}]+")
+_VCF_SYMBOLIC_ALT = re.compile(r"<[^<>]+>")
+_GENOTYPE = re.compile(r"(\.|[0-9]+)([/|](\.|[0-9]+))*")
+
+
+@dataclass(frozen=True)
+class Genotype:
+    """One sample's GT: allele index per haplotype (0 = REF, k = k-th ALT, None = missing `.`)."""
+
+    alleles: tuple[Optional[int], ...]
+    phased: bool  # True when every separator is '|' (trivially True for a haploid call)
+
+
+def parse_genotype(text: str) -> Genotype:
+    """Parse a GT value such as `0|1`, `1/2`, `./.`, `1` or `.`."""
+    if not _GENOTYPE.fullmatch(text):
+        raise GenomeError(f"GT value {text!r} is not a genotype such as 0|1, 1/2 or ./.")
+    alleles = tuple(None if allele == "." else int(allele) for allele in re.split(r"[/|]", text))
+    return Genotype(alleles=alleles, phased="/" not in text)
+
+
+@dataclass(frozen=True)
+class VcfRecord:
+    """One VCF data line. `pos` is 1-based as in the file; `start`/`end` give the 0-based REF span."""
+
+    chrom: str
+    pos: int
+    id: str
+    ref: str
+    alts: tuple[str, ...]  # empty when ALT is '.'
+    qual: Optional[float]  # None when QUAL is '.'
+    filter: str
+    info: str
+    format: Optional[str]  # None when the file has no FORMAT column
+    samples: tuple[str, ...]  # the raw per-sample columns
+    line: int
+    raw: str
+    source: Optional[str] = None
+
+    @property
+    def start(self) -> int:
+        return self.pos - 1
+
+    @property
+    def end(self) -> int:
+        return self.pos - 1 + len(self.ref)
+
+    def to_interval(self) -> Interval:
+        """The REF span as an Interval that remembers this record's file and line."""
+        return Interval(self.chrom, self.start, self.end, name=self.id, source=self.source, line=self.line)
+
+    def genotypes(self) -> list[Genotype]:
+        """Each sample's GT as allele indices; a sample without a GT value counts as missing."""
+        where = _where(self.source, self.line)
+        if self.format is None or not self.samples:
+            raise GenomeError(f"{where}: the record has no samples, so no genotypes")
+        keys = self.format.split(":")
+        if "GT" not in keys:
+            raise GenomeError(f"{where}: FORMAT {self.format!r} has no GT field")
+        gt_index = keys.index("GT")
+        result = []
+        for sample_number, sample in enumerate(self.samples, start=1):
+            values = sample.split(":")
+            # Trailing FORMAT fields may be dropped in a sample column (VCF 4.3, section 1.6.2).
+            text = values[gt_index] if gt_index < len(values) else "."
+            try:
+                genotype = parse_genotype(text)
+            except GenomeError as exc:
+                raise GenomeError(f"{where}: sample {sample_number}: {exc}") from None
+            for allele in genotype.alleles:
+                if allele is not None and allele > len(self.alts):
+                    raise GenomeError(
+                        f"{where}: sample {sample_number}: allele {allele} in GT {text!r} but only "
+                        f"{len(self.alts)} ALT allele(s)"
+                    )
+            result.append(genotype)
+        return result
+
+
+class VcfReader:
+    """Streaming VCF reader (plain, gzip or bgzip).
+
+    The header is read when the reader is created: `header_lines` holds every header line (the `##`
+    meta lines and the `#CHROM` column line) so a writer can copy it, `samples` the sample names.
+    Iterating yields `VcfRecord`s one line at a time. Blank lines are skipped; a malformed line raises
+    GenomeError naming file and line. Use as a context manager, or call `close()`, to release the file.
+    """
+
+    def __init__(self, path: PathLike):
+        self.path = _existing_file(path, "VCF file")
+        self.header_lines: list[str] = []
+        self.samples: tuple[str, ...] = ()
+        self._has_column_line = False
+        self._lines = numbered_lines(self.path, "VCF file")
+        self._first_data: Optional[tuple[int, str]] = None
+        try:
+            for line_number, line in self._lines:
+                if line.startswith("##"):
+                    self.header_lines.append(line)
+                elif line.startswith("#"):
+                    self._read_column_line(line_number, line)
+                    self.header_lines.append(line)
+                elif line.strip():
+                    self._first_data = (line_number, line)
+                    break
+        except BaseException:
+            self._lines.close()
+            raise
+
+    def _read_column_line(self, line_number: int, line: str) -> None:
+        where = f"{self.path}:{line_number}"
+        if self._has_column_line:
+            raise GenomeError(f"{where}: a second #CHROM header line")
+        columns = line.split("\t")
+        if tuple(columns[:8]) != _VCF_COLUMNS:
+            raise GenomeError(f"{where}: the column line must start with {' '.join(_VCF_COLUMNS)} (tab-separated)")
+        if len(columns) > 8 and columns[8] != "FORMAT":
+            raise GenomeError(f"{where}: column 9 must be FORMAT, found {columns[8]!r}")
+        if len(columns) == 9:
+            raise GenomeError(f"{where}: a FORMAT column but no sample columns")
+        self.samples = tuple(columns[9:])
+        self._has_column_line = True
+
+    def __iter__(self) -> Iterator[VcfRecord]:
+        if self._first_data is not None:
+            first, self._first_data = self._first_data, None
+            yield self._parse(*first)
+        for line_number, line in self._lines:
+            if not line.strip():
+                continue
+            if line.startswith("#"):
+                raise GenomeError(f"{self.path}:{line_number}: header line after the first variant")
+            yield self._parse(line_number, line)
+
+    def _parse(self, line_number: int, line: str) -> VcfRecord:
+        where = f"{self.path}:{line_number}"
+        fields = line.split("\t")
+        if self._has_column_line:
+            expected = 8 if not self.samples else 9 + len(self.samples)
+            if len(fields) != expected:
+                raise GenomeError(f"{where}: expected {expected} tab-separated fields, found {len(fields)}")
+        elif len(fields) < 8:
+            raise GenomeError(f"{where}: expected at least 8 tab-separated fields, found {len(fields)}")
+        chrom, pos_text, variant_id, ref, alt_text, qual_text, filter_text, info = fields[:8]
+        if not chrom:
+            raise GenomeError(f"{where}: empty CHROM")
+        if not pos_text.isascii() or not pos_text.isdigit() or int(pos_text) < 1:
+            raise GenomeError(f"{where}: POS {pos_text!r} is not a positive integer")
+        if not _VCF_BASES.fullmatch(ref):
+            raise GenomeError(f"{where}: REF {ref!r} is not a sequence of nucleotides")
+        alts = () if alt_text == "." else tuple(alt_text.split(","))
+        for alt in alts:
+            if not _is_valid_alt(alt):
+                raise GenomeError(f"{where}: ALT allele {alt!r} is neither bases, '*', <SYMBOLIC> nor a breakend")
+        qual: Optional[float] = None
+        if qual_text != ".":
+            try:
+                qual = float(qual_text)
+            except ValueError:
+                raise GenomeError(f"{where}: QUAL {qual_text!r} is not a number or '.'") from None
+        return VcfRecord(
+            chrom=chrom,
+            pos=int(pos_text),
+            id=variant_id,
+            ref=ref,
+            alts=alts,
+            qual=qual,
+            filter=filter_text,
+            info=info,
+            format=fields[8] if len(fields) > 8 else None,
+            samples=tuple(fields[9:]),
+            line=line_number,
+            raw=line,
+            source=str(self.path),
+        )
+
+    def close(self) -> None:
+        self._lines.close()
+
+    def __enter__(self) -> "VcfReader":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def _is_valid_alt(alt: str) -> bool:
+    if alt == "*" or _VCF_BASES.fullmatch(alt) or _VCF_SYMBOLIC_ALT.fullmatch(alt):
+        return True
+    # Breakends: t[p[, ]p]t, and single breakends .t / t.
+    if "[" in alt or "]" in alt:
+        return True
+    return len(alt) > 1 and (alt.startswith(".") or alt.endswith(".")) and bool(_VCF_BASES.fullmatch(alt.strip(".")))
+
+
+def read_vcf(path: PathLike) -> Iterator[VcfRecord]:
+    """Stream the records of a VCF file; use `VcfReader` when the header or samples are needed too."""
+    with VcfReader(path) as reader:
+        yield from reader
