@@ -23,5 +23,7 @@ setup(
     package_data={"kipoi_genalm": ["zoo/**/*"], "genalm_models": ["py.typed"]},
     install_requires=requirements["INSTALL_REQUIRES"],
     extras_require={"test": ["pytest>=7", "pytest-timeout"], "tensorboard": ["tensorboard"]},
-    entry_points={"console_scripts": ["genalm-kipoi = kipoi_genalm.cli:main"]},
+    entry_points={"console_scripts": ["genalm-kipoi = kipoi_genalm.cli:main"],
+                  # `python -m genalm_models.train export` runs these on the folder it builds (genalm_models.export)
+                  "genalm_models.export_finishers": ["kipoi = kipoi_genalm.zoo_export:add_kipoi_files"]},
 )

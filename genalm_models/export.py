@@ -1,8 +1,17 @@
-"""Export a GENA-LM model as a complete, self-testing Kipoi model folder.
+"""Export a GENA-LM model as a self-describing model folder (`genalm_models.model_folder`), Kipoi-free.
 
-    export_model(source, out, name="GENA-LM/promoter")
+    export_model(source, out, name="GENA-LM/promoter")                        # the Kipoi-free folder
+    kipoi_genalm.zoo_export.export_kipoi_model(source, out, name=...)          # + model.yaml and `kipoi test` files
     python -m genalm_models.train export --source runs/promoter --out plugin/zoo/GENA-LM/promoter \
-        --name GENA-LM/promoter
+        --name GENA-LM/promoter                                                # + whatever plugins registered
+
+Imports point one way: this module knows nothing of Kipoi. The Kipoi files (model.yaml, the `kipoi test`
+expectation, running `kipoi test`) are added by a *finisher*: a callable given the folder being built
+(`ExportedFolder`) before it is moved into place, so a failing finisher leaves `out` as it was. The Kipoi plugin
+registers its finisher, `kipoi_genalm.zoo_export:add_kipoi_files`, under the importlib.metadata entry point group
+`genalm_models.export_finishers` (setup.py); `registered_finishers()` loads the registered ones, and the
+`train export` CLI passes them to `export_model`. Chosen over an optional `import kipoi_genalm` so that no module
+of genalm_models names the plugin, and a second plugin can add its own files the same way.
 
 `source` is one of
   (a) a training run directory: `config.yaml` (the RunConfig) + `checkpoints/latest` naming the newest checkpoint;
@@ -12,10 +21,11 @@
       `model.safetensors` or `pytorch_model.bin` + `tokenizer.json`, official parameter names, maybe a
       `classifier` head. Give `config_path` (a run config naming the task and its files) or the options below.
 
-What the folder gets (see kipoi_genalm/folder.py for the list and genalm.json): weights as safetensors (fp16 by
-default), config.json, the tokenizer, genalm.json (kind, input window, labels, sha256 of the weights, contig
-lengths of the training reference), model.yaml (schema, info, LOCAL default args only), small real example files,
-the `kipoi test` expectation, a README.md model card, and the run config / metrics it came from.
+What the folder gets (see genalm_models/model_folder.py for the list and genalm.json): weights as safetensors
+(fp16 by default), config.json, the tokenizer, genalm.json (kind, input window, labels, sha256 of the weights,
+contig lengths of the training reference), small real example files, a README.md model card, and the run config /
+metrics it came from; the Kipoi finisher adds model.yaml (schema, info, LOCAL default args only) and the
+`kipoi test` expectation.
 
 The input window, labels, reference FASTA and example intervals are read from the run's task config
 (`data.task` + `data.args`, e.g. promoter: tss_bed, fasta, upstream, downstream; splice: table, fasta, center,
@@ -23,7 +33,8 @@ flank). Every one can be given or overridden as a keyword option:
 
   version, task, kind (sequence|token|embedding|mlm), sequence_length (None = any length), anchor (center|tss),
   upstream, flank, labels, output_labels, fasta, reference_name, examples_bed, n_examples, metrics (JSON path or
-  dict), description, trained_on, license, max_tokens, check_with_kipoi (run `kipoi test` on the result)
+  dict), description, trained_on, license, max_tokens, notes, check_with_kipoi (read by the Kipoi finisher:
+  run `kipoi test` on the result; an ExportError without a finisher that reads it)
 
 Example files: the intervals come from the task's own files (the first few TSSs of `tss_bed`, splice sites of
 the SpliceAI `table`, or `examples_bed`), else windows of the FASTA. `example.fa.gz` (BGZF, with .fai and .gzi)
@@ -32,7 +43,7 @@ holds the real sequence only around the example windows (N elsewhere) - so the B
 files stay a few kB. `example.bed` keeps the names of the source BED (e.g. `chr20` against a FASTA with `20`).
 
 The folder is assembled under a temporary name next to `out` and moved into place at the end: an export that fails
-leaves `out` as it was.
+leaves `out` as it was. Errors: ExportError (a ValueError) naming the source, file or option.
 """
 from __future__ import annotations
 
@@ -45,11 +56,9 @@ import shutil
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
-import yaml
-
-from .requirements import KIPOI_DEPENDENCIES, KIPOI_NOTE
+from .model_folder import package_version
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +68,7 @@ CITE_AS = "https://doi.org/10.1093/nar/gkae1310"
 DEFAULT_N_EXAMPLES = 6
 EXAMPLE_MARGIN = 50                # bp of real sequence kept around each example window
 MAX_N_FRACTION_IN_EXAMPLE = 0.5
-PRECISION_DECIMAL = 4              # kipoi test: |expected - observed| < 1.5e-4 (CPU vs GPU float noise)
-# kipoi treats a default argument that names an existing path as a file and makes it absolute; a small integer is
-# also "an existing path" to os.path.exists (an open file descriptor), which crashes kipoi. Such values are written
-# as strings; the dataloader reads integers from strings.
-SMALLEST_PLAIN_INT_DEFAULT = 64
-EXPECT_FILE = Path("downloaded") / "model_files" / "test.expect.h5"
+FINISHERS_GROUP = "genalm_models.export_finishers"   # importlib.metadata entry points: Finisher callables
 HEAD_KINDS = {"sequence_classification": "sequence", "token_classification": "token", "embedding": "embedding",
               "mlm": "mlm"}
 FASTA_KEYS = ("fasta", "fasta_file", "genome", "reference", "reference_fasta")
@@ -98,7 +102,7 @@ class ExportOptions:
     license: str = "MIT"
     max_tokens: int | None = None
     notes: str | None = None           # markdown file: the card's notes (published numbers, limitations)
-    check_with_kipoi: bool = False
+    check_with_kipoi: bool = False     # read by the Kipoi finisher (kipoi_genalm.zoo_export)
     # which fields were given (sequence_length=None is a real choice: "any length")
     given: frozenset = frozenset()
 
@@ -131,7 +135,7 @@ class Plan:
     kind: str
     head: str
     task: str | None
-    window: Any                # kipoi_genalm.folder.WindowSpec
+    window: Any                # genalm_models.model_folder.WindowSpec
     labels: list[str]
     output_labels: list[str]
     output_indices: list[int]
@@ -147,17 +151,50 @@ class Plan:
     architecture: str | None = None    # described in words instead of from config (models not built by us)
 
 
+@dataclass(frozen=True)
+class ExportedFolder:
+    """What a finisher gets: the folder being built (complete but for the finishers' files) and what it was
+    resolved from. `info` is the FolderInfo written to genalm.json; `config` the model's GenaConfig."""
+
+    folder: Path
+    plan: Plan
+    info: Any
+    config: Any
+    source: Source
+    options: ExportOptions
+
+
+Finisher = Callable[[ExportedFolder], None]
+
+
+def registered_finishers() -> list[Finisher]:
+    """The finishers installed packages registered under the `genalm_models.export_finishers` entry point group
+    (the Kipoi plugin: model.yaml + `kipoi test` files), sorted by entry point name; [] when none is installed."""
+    from importlib import metadata
+
+    entry_points = sorted(metadata.entry_points(group=FINISHERS_GROUP), key=lambda ep: ep.name)
+    return [ep.load() for ep in entry_points]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Entry point
 # ---------------------------------------------------------------------------------------------------------------
 def export_model(source: str | os.PathLike, out: str | os.PathLike, name: str,
-                 config_path: str | os.PathLike | None = None, fp16: bool = True, **options: Any) -> Path:
-    """Write a complete Kipoi model folder for `source` at `out`; returns `out`. See the module docstring."""
+                 config_path: str | os.PathLike | None = None, fp16: bool = True,
+                 finishers: Sequence[Finisher] = (), **options: Any) -> Path:
+    """Write the model folder for `source` at `out` (see the module docstring); returns `out`.
+
+    finishers: called in order on the folder being built, after every Kipoi-free file is written and before the
+    folder is moved into place (`registered_finishers()` for the installed plugins'). Raises ExportError.
+    """
     import torch
 
     from .checkpoint import head_from_config, load_model, model_config, save_model
 
     opts = ExportOptions.from_keywords(options)
+    if opts.check_with_kipoi and not finishers:
+        raise ExportError("check_with_kipoi needs the Kipoi finisher: export with "
+                          "kipoi_genalm.zoo_export.export_kipoi_model (or install the Kipoi plugin for the CLI)")
     if "/" not in name or name.startswith("/") or name.endswith("/"):
         raise ExportError(f"model name {name!r} should look like GROUP/MODEL, e.g. GENA-LM/promoter")
     src = resolve_source(source, config_path)
@@ -180,13 +217,12 @@ def export_model(source: str | os.PathLike, out: str | os.PathLike, name: str,
         tokenizer.save(building, model_max_length=config.max_position_embeddings)
         _write_examples(plan, building)
         info = _write_folder_info(plan, src, building, config, fp16)
-        expect_md5 = _write_expectation(plan, building)
-        _write_model_yaml(plan, info, config, building, expect_md5)
         _write_provenance_files(src, plan, building)
         _write_curves(src, plan, building)
         _write_model_card(plan, info, config, src, building)
-        if opts.check_with_kipoi:
-            run_kipoi_test(building)
+        exported = ExportedFolder(folder=building, plan=plan, info=info, config=config, source=src, options=opts)
+        for finish in finishers:
+            finish(exported)
         _move_into_place(building, out)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
@@ -203,17 +239,6 @@ def _move_into_place(building: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(building, out)
-
-
-def run_kipoi_test(folder: Path) -> None:
-    """`kipoi test <folder>` in a subprocess (offline; checks predictions against the expectation file)."""
-    import subprocess
-    import sys
-
-    kipoi = shutil.which("kipoi") or str(Path(sys.executable).with_name("kipoi"))
-    result = subprocess.run([kipoi, "test", str(folder), "--source", "dir"], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise ExportError(f"kipoi test {folder} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -399,8 +424,6 @@ def _max_tokens(config, window) -> int:
 
 
 def _default_version() -> str:
-    from kipoi_genalm.adapter import package_version
-
     return f"{package_version('genalm-models')}+{_dt.date.today():%Y%m%d}"
 
 
@@ -545,10 +568,9 @@ def _write_examples(plan: Plan, folder: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# genalm.json, expectation, model.yaml, model card
+# genalm.json and the model card
 # ---------------------------------------------------------------------------------------------------------------
 def _write_folder_info(plan: Plan, src: Source, folder: Path, config, fp16: bool):
-    from kipoi_genalm.adapter import package_version
     from .model_folder import WEIGHTS_FILE, FolderInfo, sha256_file, write_folder_info
 
     from .genome import Genome
@@ -574,45 +596,7 @@ def _write_folder_info(plan: Plan, src: Source, folder: Path, config, fp16: bool
     return info
 
 
-def _example_inputs(plan: Plan, folder: Path) -> list[str]:
-    from kipoi_genalm.sequences import IntervalSequences
-
-    data = IntervalSequences(folder / "example.bed", folder / "example.fa.gz", plan.window)
-    try:
-        return [data[i].sequence for i in range(len(data))]
-    finally:
-        data.close()
-
-
-def _write_expectation(plan: Plan, folder: Path) -> str:
-    """Predictions of the exported (fp16-rounded) weights on the examples, as `kipoi test -o` writes them."""
-    import numpy as np
-    from kipoi_genalm import kipoi_compat
-    from kipoi_genalm.adapter import FolderModel, PredictOptions, kipoi_outputs
-    from .model_folder import md5_file
-
-    kipoi_compat.apply()
-    from kipoi.writers import HDF5BatchWriter
-
-    inputs = _example_inputs(plan, folder)
-    options = PredictOptions(max_tokens=plan.max_tokens)
-    runner = FolderModel(folder, options)
-    preds = kipoi_outputs(runner.info, runner.predict(inputs))
-    path = folder / EXPECT_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # chunks of exactly the example count: kipoi's default (10,000 rows) pads every per-token array to megabytes
-    writer = HDF5BatchWriter(str(path), chunk_size=len(inputs))
-    writer.batch_write({"inputs": np.array(inputs), "preds": preds})
-    writer.close()
-    return md5_file(path)
-
-
-def _small_ints_as_strings(args: dict[str, Any]) -> dict[str, Any]:
-    return {k: (str(v) if isinstance(v, int) and not isinstance(v, bool) and v < SMALLEST_PLAIN_INT_DEFAULT
-                else v) for k, v in args.items()}
-
-
-def _architecture(config) -> str:
+def describe_architecture(config) -> str:
     text = (f"{config.num_hidden_layers} layers, hidden {config.hidden_size}, {config.num_attention_heads} heads, "
             f"{config.max_position_embeddings} positions, vocabulary {config.vocab_size}")
     if config.rmt is not None:
@@ -643,29 +627,11 @@ def _outputs_doc(plan: Plan, config) -> str:
             "for the tokens (NaN / -1 after the last)")
 
 
-def _schema_targets(plan: Plan, config) -> dict[str, Any]:
-    length = plan.window.sequence_length
-    if plan.kind == "sequence":  # one named output per label: `kipoi predict` columns preds/<label>
-        regression = config.resolved_problem_type("sequence_classification") == "regression"
-        what = "predicted value" if regression else "probability"
-        return {label: {"shape": "()", "doc": f"{what}: {label}"} for label in plan.output_labels}
-    if plan.kind == "token":
-        return {label: {"shape": f"({length},)", "doc": f"P({label}) for each base of the region"}
-                for label in plan.output_labels}
-    hidden, width = config.hidden_size, plan.max_tokens
-    return {"pooled": {"shape": f"({hidden},)", "doc": "mean of the last-layer token states"},
-            "token_embeddings": {"shape": f"({width}, {hidden})", "doc": "last-layer state of each token (NaN after "
-                                                                          "the last token)"},
-            "token_spans": {"shape": f"({width}, 2)", "doc": "[start, end) of each token in the input sequence "
-                                                             "(-1 after the last token)"},
-            "n_tokens": {"shape": "()", "doc": "number of tokens"}}
-
-
-def _model_doc(plan: Plan, config, rc_offered: bool = True) -> str:
+def model_doc(plan: Plan, config, rc_offered: bool = True) -> str:
     short = plan.name.rsplit("/", 1)[-1]
     lines = [
         plan.description or f"GENA-LM {plan.task or short} model ({plan.kind} output).",
-        f"Architecture: {plan.architecture or 'GENA-LM BERT, ' + _architecture(config)}.",
+        f"Architecture: {plan.architecture or 'GENA-LM BERT, ' + describe_architecture(config)}.",
         f"Input: {plan.window.describe()}, read from the reference FASTA for each BED interval "
         "(upper-cased, reverse-complemented on '-' strands, N-padded past chromosome ends)."
         + (f" {TSS_INPUT_NOTE}" if plan.window.anchor == "tss" and plan.window.sequence_length else ""),
@@ -684,94 +650,6 @@ def _model_doc(plan: Plan, config, rc_offered: bool = True) -> str:
         lines.insert(3, "This is the masked-language-model backbone; through Kipoi it returns the backbone's "
                         "embeddings (the vocabulary head is for training).")
     return " ".join(lines)
-
-
-def _write_model_yaml(plan: Plan, info, config, folder: Path, expect_md5: str | None) -> None:
-    from kipoi_genalm.adapter import rc_average_refusal
-    from .io_utils import write_text_atomic
-
-    window = plan.window
-    default_args: dict[str, Any] = {}
-    if window.sequence_length is not None:
-        default_args["sequence_length"] = window.sequence_length
-    if window.anchor != "center":
-        default_args["anchor"] = window.anchor
-    if window.upstream is not None and window.anchor == "tss":
-        default_args["upstream"] = window.upstream
-    if window.flank:
-        default_args["flank"] = window.flank
-    from kipoi_genalm.folder import format_reference_contigs
-
-    default_args["reference_contigs"] = format_reference_contigs(_reference_for_check(info.reference_contigs))
-    args: dict[str, Any] = {"model_dir": ".", "precision": "fp32", "rc_average": False, "device": "auto",
-                            "batch_size": 32}
-    if plan.kind in ("embedding", "mlm"):
-        args.update(embedding_outputs="pooled,tokens", max_tokens=plan.max_tokens)
-    short = plan.name.rsplit("/", 1)[-1]
-    description = {
-        "defined_as": "kipoi_genalm.kipoi_model.GenaLMModel",
-        "args": args,
-        "default_dataloader": {"defined_as": "kipoi_genalm.dataloaders.IntervalSeqDl",
-                               "default_args": _small_ints_as_strings(default_args)},
-        "info": {
-            "authors": [{"name": "GENA-LM authors (Fishman V., Kuratov Y. et al.)"}],
-            "contributors": [{"name": "genalm-models exporter"}],
-            "doc": _model_doc(plan, config, rc_average_refusal(info) is None),
-            "version": plan.version,
-            "license": plan.license,
-            "cite_as": CITE_AS,
-            "trained_on": plan.trained_on or _trained_on(plan, info),
-            "training_procedure": _training_procedure(info, config),
-            "tags": ["DNA language model", "GENA-LM", "transformer", short] + (["RMT"] if config.rmt else []),
-        },
-        "dependencies": {key: list(value) for key, value in KIPOI_DEPENDENCIES.items()},
-        "schema": {
-            "inputs": {"name": "seq", "shape": "()", "special_type": "DNAStringSeq",
-                       "doc": f"DNA sequence ({window.describe()}), 5'->3'"
-                              + (f". {TSS_INPUT_NOTE}" if window.anchor == "tss" and window.sequence_length else ""),
-                       "associated_metadata": "ranges"},
-            "targets": _schema_targets(plan, config),
-        },
-    }
-    if expect_md5 is not None:  # None: no expectation (official models: their weights are not shipped)
-        description["test"] = {
-            # kipoi first looks for <model folder>/downloaded/model_files/test.expect.h5 (shipped) and downloads
-            # from `url` only when that file is missing or its md5 differs: the URL is a placeholder.
-            "expect": {"url": f"https://genalm-kipoi.invalid/{plan.name}/test.expect.h5", "md5": expect_md5},
-            "precision_decimal": PRECISION_DECIMAL,
-        }
-    header = (f"# {plan.name} {plan.version}: written by genalm_models.export; regenerate rather than edit.\n"
-              "# Windows, labels and the weights checksum are also in genalm.json.\n")
-    text = yaml.safe_dump(description, sort_keys=False, width=110, allow_unicode=False)
-    text = text.replace("\ndependencies:\n", "\ndependencies:\n" + dependencies_comment(), 1)
-    write_text_atomic(folder / "model.yaml", header + text)
-
-
-def dependencies_comment() -> str:
-    """The comment at the top of model.yaml's `dependencies:` block: how to install the model's own code."""
-    import textwrap
-
-    return "".join(f"  # {line}\n" for line in textwrap.wrap(KIPOI_NOTE, width=106))
-
-
-def _reference_for_check(contigs: dict[str, int]) -> dict[str, int]:
-    """The contigs written into model.yaml: all of them for small references, else those of 1 Mb or more."""
-    if len(contigs) <= 50:
-        return dict(contigs)
-    return {name: length for name, length in contigs.items() if length >= 1_000_000}
-
-
-def _trained_on(plan: Plan, info) -> str:
-    reference = f"{plan.reference_name} " if plan.reference_name else ""
-    contigs = ", ".join(list(info.reference_contigs)[:5])
-    task = f"{plan.task} task" if plan.task else "pretraining/fine-tuning"
-    return f"{task} on {reference}{plan.fasta.name} (contigs {contigs}); see README.md and run_config.yaml"
-
-
-def _training_procedure(info, config) -> str:
-    return (f"GENA-LM BERT ({_architecture(config)}) trained with genalm_models.train or released by the GENA-LM "
-            f"authors (source: {info.source.get('type')}); weights stored as {info.weights_dtype}; the run config "
-            "is in run_config.yaml when the model came from a training run")
 
 
 def _write_provenance_files(src: Source, plan: Plan, folder: Path) -> None:
@@ -828,11 +706,11 @@ def _write_model_card(plan: Plan, info, config, src: Source, folder: Path) -> No
     examples = "\n".join(f"    {iv.chrom}\t{iv.start}\t{iv.end}\t{iv.name}\t{iv.strand}" for iv in plan.examples)
     card = f"""# {plan.name} (version {plan.version})
 
-{_model_doc(plan, config)}
+{model_doc(plan, config)}
 
 ## Model
 - Kind: `{plan.kind}`; head: `{plan.head}`; task: `{plan.task or 'n/a'}`
-- Architecture: {_architecture(config)}
+- Architecture: {describe_architecture(config)}
 - Input window: {plan.window.describe()}{input_note}
 - Outputs: {_outputs_doc(plan, config)}
 - Weights: `model.safetensors` ({info.weights_dtype}), sha256 `{info.weights_sha256}`

@@ -199,6 +199,16 @@ def write_folder_info(folder: str | os.PathLike, info: FolderInfo) -> Path:
     return path
 
 
+def package_version(name: str) -> str:
+    """The installed version of distribution `name` (importlib.metadata), or "unknown"."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

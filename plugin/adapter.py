@@ -50,6 +50,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from genalm_models.genome import reverse_complement
+from genalm_models.model_folder import package_version  # noqa: F401  (re-exported: veff, provenance)
 
 from . import provenance
 from .folder import WEIGHTS_FILE, FolderInfo, read_folder_info, sha256_file
@@ -152,15 +153,6 @@ def _parse_outputs(value: Any, where: str) -> tuple[str, ...]:
         raise ValueError(f"{where}: expected a comma-separated subset of {', '.join(EMBEDDING_OUTPUTS)}, "
                          f"got {value!r}")
     return items
-
-
-def package_version(name: str) -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 @contextlib.contextmanager

@@ -251,10 +251,11 @@ def write_folder(model: OfficialModel, out: Path | None = None) -> Path:
     import secrets
 
     from genalm_models.config import GenaConfig
-    from genalm_models.export import Plan, _write_model_yaml
+    from genalm_models.export import Plan
     from genalm_models.io_utils import write_text_atomic
 
     from .folder import write_folder_info
+    from .zoo_export import write_model_yaml
 
     out = Path(out or model.folder)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -281,7 +282,7 @@ def write_folder(model: OfficialModel, out: Path | None = None) -> Path:
                                  + f", weights fetched on first use from the Hugging Face hub ({model.repo_id}). "
                                  f"Published: {model.published}."),
                     trained_on=model.training_data, license="MIT")
-        _write_model_yaml(plan, info, config, building, expect_md5=None)
+        write_model_yaml(plan, info, config, building, expect_md5=None)
         write_text_atomic(building / "README.md", card(model))
         if out.exists():
             shutil.rmtree(out / "__pycache__", ignore_errors=True)

@@ -120,7 +120,7 @@ def tiny_zoo(tmp_path_factory, tiny_tokenizer_dir, chr20_fasta, promoters_bed, s
 
     from genalm_models.checkpoint import save_model
     from genalm_models.config import RMTConfig
-    from genalm_models.export import export_model
+    from kipoi_genalm.zoo_export import export_kipoi_model as export_model
     from genalm_models.modeling_gena import build_model
     from genalm_models.rmt import RMT
     from genalm_models.tokenizer import GenaTokenizer

@@ -14,10 +14,11 @@ import pytest
 import yaml
 from safetensors import safe_open
 
-from genalm_models.export import ExportError, export_model
+from genalm_models.export import ExportError
 from genalm_models.genome import Genome, read_bed
 from kipoi_genalm.folder import read_folder_info, sha256_file
 from kipoi_genalm.sequences import target_region
+from kipoi_genalm.zoo_export import export_kipoi_model as export_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

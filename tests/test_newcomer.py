@@ -195,7 +195,7 @@ def model_yamls() -> list[Path]:
 
 
 def test_model_folders_list_installable_dependencies_and_say_how_to_get_the_code(tiny_zoo):
-    from genalm_models.export import dependencies_comment
+    from kipoi_genalm.zoo_export import dependencies_comment
     from genalm_models.requirements import KIPOI_DEPENDENCIES
 
     folders = model_yamls() + sorted(tiny_zoo["group"].rglob("model.yaml"))  # committed ones and fresh exports

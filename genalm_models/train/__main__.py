@@ -130,12 +130,19 @@ def cmd_baseline(args) -> None:
 
 
 def cmd_export(args) -> None:
-    from ..export import export_model
+    """The model folder, finished by every installed plugin's export finisher (entry point group
+    genalm_models.export_finishers: the Kipoi plugin adds model.yaml and the `kipoi test` expectation)."""
+    from ..export import export_model, registered_finishers
 
     options = {key: getattr(args, key) for key in EXPORT_OPTIONS if getattr(args, key) is not None}
+    finishers = registered_finishers()
     path = export_model(args.source, args.out, name=args.name, config_path=args.config, fp16=not args.fp32,
-                        **options)
-    print(f"Kipoi model written to {path}")
+                        finishers=finishers, **options)
+    if finishers:
+        print(f"Kipoi model written to {path}")
+    else:
+        print(f"Model folder written to {path} (no Kipoi plugin installed: no model.yaml; install genalm-models "
+              "with its kipoi_genalm plugin for a Kipoi model folder)")
 
 
 EXPORT_OPTIONS = {  # export_model keyword -> (type, help); unset: derived from the run's task config
