@@ -5,8 +5,11 @@ Every GENA-LM model.yaml names it by package path (`kipoi_genalm.dataloaders.Int
 root has one) would silently replace ours. The repository root's `dataloader.py` re-exports a variant built by
 `interval_dataloader_class` whose example files live in the bundled promoter model.
 
-The work is done by `sequences.IntervalSequences` (see there for windows, strands, chromosome names, N-padding and
-the checks); this module only adds the Kipoi description and the sample layout:
+The layers are kipoiseq's: read the intervals (`genalm_models.genome.read_bed`), transform them into the model's
+window (`target_region` / `input_region`), extract the sequence (`sequences.ReferenceExtractor`, kipoiseq's extractor
+interface over our FASTA reader), compose them in the Dataset. `sequences.IntervalSequences` holds the first three
+(see there for windows, strands, chromosome names, N-padding, the checks, and which kipoiseq pieces are not used and
+why: tests/test_library_parity.py); this module composes: the Kipoi description and the sample layout:
     {"inputs": str array (the sequence),
      "metadata": {"ranges": GenomicRanges(chr, start, end, id, strand) of the region the predictions refer to},
      "targets": float32 array of the extra BED columns, only with ignore_targets: false}

@@ -7,16 +7,30 @@ sequences `kipoi predict`, `kipoi test` and `genalm-kipoi scan` feed the model a
    `genalm_models.genome.read_bed`, which names file and line in every error;
 2. resolve each chromosome in the FASTA (`chr20` and `20` are the same chromosome) - all intervals are checked up
    front, so an unknown chromosome or an interval past the chromosome end fails before any prediction is written;
-3. place the model's window (`WindowSpec`): the interval as it is, centred on it, or around its 5' end;
-4. fetch it from the reference (plain or BGZF FASTA; an index is built in a cache folder when none is beside the
-   FASTA, so read-only folders work), upper-cased, reverse-complemented on '-' strands, N-padded past either
-   chromosome end;
+3. transform: place the model's window (`WindowSpec`, `target_region` / `input_region`): the interval as it is,
+   centred on it, or around its 5' end;
+4. extract: `ReferenceExtractor` reads it from the reference (plain or BGZF FASTA; an index is built in a cache
+   folder when none is beside the FASTA, so read-only folders work), upper-cased, reverse-complemented on '-'
+   strands, N-padded past either chromosome end;
 5. optionally check the FASTA's contig lengths against those of the reference the model was trained on.
 
 Strands: a window anchored on the 5' end (`anchor: tss`, the promoter models) is strand-specific, so intervals
 without a strand ('.' or BED3-5) are an error naming the file and their count, unless the caller reads everything
 on '+' on purpose (`use_strand: false`). Warnings ("this result may be wrong": another assembly, N-rich windows)
 are logged, shown and counted for provenance (provenance.WarningHandler).
+
+The layers are kipoiseq's (read intervals, transform them, extract sequences, compose in the Dataset), but the
+pieces are ours where kipoiseq 0.7.1's are wrong for these models; tests/test_library_parity.py runs each kipoiseq
+piece next to ours and asserts both results: `kipoiseq.Interval.resize` places the window around a 1-bp interval
+one base further right than ours on '+' (the site at index 149 of a 300 bp window; ours at 150, where the trained
+models and the `kipoi test` expectations have it); `kipoiseq.transforms.functional.resize_interval` cannot
+change a `kipoiseq.Interval` (read-only start/end) and wraps a negative start to 4294967246 on a pybedtools
+Interval; `FastaStringExtractor` returns a
+shorter sequence past a contig end, fails before its start and knows `chr20` only as `chr20`;
+`StringSeqIntervalDl(num_chr_fasta=True)` keeps `chr20` on pandas 2 (`str.replace` no longer reads regexes) and
+cannot read a BED6 file without use_strand (it reads the name column as a numeric target). And kipoiseq imports
+kipoi, which this module must not. `ReferenceExtractor` has kipoiseq's extractor interface, so kipoiseq's
+`VariantSeqExtractor` composes with it (N-padding and name matching included), as the tests show.
 """
 from __future__ import annotations
 
@@ -163,8 +177,37 @@ def _targets(interval: Interval) -> np.ndarray:
     return np.asarray(values, dtype=np.float32)
 
 
+class ReferenceExtractor:
+    """The extraction layer: the reference sequence of an interval, in kipoiseq's extractor interface
+    (`extract(interval) -> str`, `use_strand`, `close()`, as `kipoiseq.extractors.BaseExtractor`), over our `Genome`.
+
+    interval: anything with `chrom`, `start`, `end` (0-based, half-open) and `strand`: our `Interval` (an error then
+    names its BED line) or a `kipoiseq.Interval` (kipoiseq's `VariantSeqExtractor` passes those).
+    Returns `end - start` upper-case letters (A, C, G, T, N), 5'->3': the reverse complement on '-' when use_strand
+    is true, '+' otherwise ('.' reads as '+'); N where the interval runs past either end of the contig; `chr20` and
+    `20` name the same contig. Raises GenomeError for an unknown contig or a damaged FASTA (`Genome.fetch`).
+    """
+
+    def __init__(self, genome: Genome, use_strand: bool = True):
+        self.genome = genome
+        self._use_strand = use_strand
+
+    @property
+    def use_strand(self) -> bool:
+        return self._use_strand
+
+    def extract(self, interval, **kwargs) -> str:
+        strand = interval.strand if self._use_strand and interval.strand in ("+", "-") else "+"
+        if isinstance(interval, Interval):
+            return self.genome.fetch(interval, strand=strand)
+        return self.genome.fetch(interval.chrom, interval.start, interval.end, strand=strand)
+
+    def close(self) -> None:
+        self.genome.close()
+
+
 class IntervalSequences:
-    """Random access to the model inputs for every interval of a BED file."""
+    """Random access to the model inputs for every interval of a BED file (read, transform, extract: module doc)."""
 
     def __init__(self, intervals_file: str | os.PathLike, fasta_file: str | os.PathLike,
                  window: WindowSpec = WindowSpec(), use_strand: bool = True,
@@ -175,6 +218,7 @@ class IntervalSequences:
         self.use_strand = use_strand
         # Open the FASTA first: a missing or unreadable reference is the more fundamental error.
         self.genome = Genome(fasta_file)
+        self.extractor = ReferenceExtractor(self.genome, use_strand)
         self.intervals = list(read_bed(intervals_file))
         if not self.intervals:
             raise GenomeError(f"{intervals_file}: no intervals (the BED file is empty or holds only comment, "
@@ -236,9 +280,7 @@ class IntervalSequences:
     def __getitem__(self, index: int) -> SequenceItem:
         interval = self.intervals[index]
         region = target_region(interval, self.window)
-        fetched = input_region(region, self.window)
-        strand = fetched.strand if self.use_strand else "+"
-        sequence = self.genome.fetch(fetched, strand=strand)
+        sequence = self.extractor.extract(input_region(region, self.window))
         remember_origin(sequence, interval)
         self._warn_if_mostly_n(sequence, region)
         if not self.use_strand:

@@ -483,7 +483,7 @@ def _vcf_body(genome: Genome) -> str:
         f"chr20\t60010\t.\t{deletion_ref}\t{deletion_ref[0]},T\t.\tq10\t.\tGT\t1/2\t0|.\n"
         "20\t70000\tsv1\tA\t<DEL>,*\t3.5\tPASS\tSVTYPE=DEL\tGT:DP\t./.\t1\n"
         "\n"
-        "20\t80000\tnoalt\tC\t.\t.\t.\t.\tGT\t0/0\t0:5\n"
+        "20\t80000\tnoalt\tC\t.\t.\t.\t.\tGT\t0/0\t0\n"
     )
 
 

@@ -155,6 +155,13 @@ def read_bed(path: PathLike) -> Iterator[Interval]:
     `track` and `browser` lines, and one column-name line (`chrom start end ...`) before the first
     interval. Checked: at least 3 fields, integer 0 <= start <= end (start == end is a zero-length
     feature), strand one of + - . ; anything else raises GenomeError naming file and line.
+
+    Why not `pybedtools.BedTool` (or kipoiseq's pandas-based `BedDataset`) for reading: pybedtools reads good
+    files as this does, but its errors name neither file nor line (a short or space-separated line is an
+    IndexError "list index out of range"), it refuses the column-name line and accepts strand '*'; kipoiseq's
+    reader (in StringSeqIntervalDl without use_strand) fails on a BED6 name, reading it as a numeric target.
+    tests/test_library_parity.py runs them on the same files. Interval algebra does use pybedtools
+    (`merge_intervals`).
     """
     path = _existing_file(path, "BED file")
     seen_interval = False

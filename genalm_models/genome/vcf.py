@@ -1,11 +1,36 @@
 """VCF reading: records with 1-based `pos` (as the file says) and 0-based `start`, genotypes, samples
-(no torch, no kipoi here). Applying alleles to a sequence is `variants.apply_variants`."""
+(no torch, no kipoi here). Applying alleles to a sequence is `variants.apply_variants`.
+
+Records are read by htslib through `pysam.VariantFile` (plain, gzip or BGZF VCF), the parser bcftools uses, so a
+record htslib cannot parse is refused here too. Next to it, in step, the text of the same file is read line by line,
+because htslib alone is not enough for what we promise (each shown in tests/test_library_parity.py):
+- line numbers: htslib reports none ("unable to parse next record"); every error here names file and line;
+- the checks htslib does not make: it reads QUAL `high` as 0, drops sample columns beyond the header's, accepts
+  POS 0 and REF `AXG`, reads an empty ALT (`G,,T`) as `.`, and stops at a blank line (skipped here, as before);
+- the line as written (`VcfRecord.raw`, `info`, `format`, `samples`): the variant scorer copies each input line to
+  its output with only INFO changed, byte for byte; htslib would re-write it (QUAL `50.0` as `50`, and so on). QUAL
+  is also read from the text: htslib keeps it as a 32-bit float (50.1 becomes 50.099998474121094).
+While a reader reads, htslib shows its errors (on stderr, e.g. `[E::vcf_parse_format_max3] Incorrect number of
+FORMAT fields`, just before our error naming file and line) but not its warnings about INFO / FORMAT fields and
+contigs missing from the header (most hand-written VCFs); its verbosity is restored after each call. htslib is
+given an open file rather than the path: given the path, pysam 0.24 cannot read a plain-gzip VCF ("seek not
+implemented in files compressed by method 1").
+
+Writing stays text (plugin/veff_io.py): our INFO IDs are Kipoi's `KV:<model>:<score>`, which htslib 1.24 (pysam
+0.24) reads and writes but warns about on every header line ('Invalid tag name': VCF 4.3 IDs match
+`[A-Za-z_][0-9A-Za-z_.]*`), and a pysam writer would re-write the input records and add a `##FILTER=<ID=PASS>`
+line the input did not have.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import re
 from dataclasses import dataclass
 from typing import Iterator, Optional
+
+import pysam
 
 from .common import _IUPAC_BASES, GenomeError, PathLike, _existing_file, _where, numbered_lines
 from .intervals import Interval
@@ -97,13 +122,27 @@ class VcfRecord:
         return result
 
 
+_HTS_LOG_ERRORS_ONLY = 1  # htslib's hts_verbose: 0 off, 1 errors, 3 warnings (its default)
+
+
+@contextlib.contextmanager
+def _quiet_htslib(level: int = _HTS_LOG_ERRORS_ONLY) -> Iterator[None]:
+    """htslib's messages above `level` off for one call, its verbosity (process-wide) put back after it."""
+    previous = pysam.set_verbosity(level)
+    try:
+        yield
+    finally:
+        pysam.set_verbosity(previous)
+
+
 class VcfReader:
-    """Streaming VCF reader (plain, gzip or bgzip).
+    """Streaming VCF reader (plain, gzip or bgzip): htslib's records, with line numbers and the line's text.
 
     The header is read when the reader is created: `header_lines` holds every header line (the `##`
     meta lines and the `#CHROM` column line) so a writer can copy it, `samples` the sample names.
     Iterating yields `VcfRecord`s one line at a time. Blank lines are skipped; a malformed line raises
-    GenomeError naming file and line. Use as a context manager, or call `close()`, to release the file.
+    GenomeError naming file and line (module docstring: what htslib checks and what is checked here).
+    Use as a context manager, or call `close()`, to release the file.
     """
 
     def __init__(self, path: PathLike):
@@ -113,6 +152,8 @@ class VcfReader:
         self._has_column_line = False
         self._lines = numbered_lines(self.path, "VCF file")
         self._first_data: Optional[tuple[int, str]] = None
+        self._htslib = None
+        self._handle = None
         try:
             for line_number, line in self._lines:
                 if line.startswith("##"):
@@ -123,9 +164,27 @@ class VcfReader:
                 elif line.strip():
                     self._first_data = (line_number, line)
                     break
+            self._htslib = self._open_htslib()
+            self._records = iter(self._htslib)
         except BaseException:
-            self._lines.close()
+            self.close()
             raise
+
+    def _open_htslib(self) -> "pysam.VariantFile":
+        if not self.header_lines and self._first_data is None:
+            raise GenomeError(f"{self.path}: empty file (a VCF starts with a ##fileformat=VCFv4.x line)")
+        if not self.header_lines or not self.header_lines[0].startswith("##fileformat="):
+            raise GenomeError(f"{self.path}:1: the first line must be ##fileformat=VCFv4.x (htslib, the VCF reader, "
+                              "refuses a file without it)")
+        if not self._has_column_line:
+            line = self._first_data[0] if self._first_data is not None else len(self.header_lines) + 1
+            raise GenomeError(f"{self.path}:{line}: no #CHROM column line before the first record")
+        self._handle = open(self.path, "rb")
+        with _quiet_htslib():
+            try:
+                return pysam.VariantFile(self._handle)
+            except (OSError, ValueError) as exc:
+                raise GenomeError(f"{self.path}: htslib cannot read the VCF header ({exc})") from None
 
     def _read_column_line(self, line_number: int, line: str) -> None:
         where = f"{self.path}:{line_number}"
@@ -142,34 +201,51 @@ class VcfReader:
         self._has_column_line = True
 
     def __iter__(self) -> Iterator[VcfRecord]:
-        if self._first_data is not None:
-            first, self._first_data = self._first_data, None
-            yield self._parse(*first)
-        for line_number, line in self._lines:
+        first = [self._first_data] if self._first_data is not None else []
+        self._first_data = None
+        for line_number, line in itertools.chain(first, self._lines):
             if not line.strip():
+                self._skip_blank_line()
                 continue
             if line.startswith("#"):
                 raise GenomeError(f"{self.path}:{line_number}: header line after the first variant")
             yield self._parse(line_number, line)
 
+    def _next_htslib_record(self, where: str) -> "pysam.VariantRecord":
+        with _quiet_htslib():
+            try:
+                return next(self._records)
+            except StopIteration:
+                raise GenomeError(f"{where}: htslib found no record here (did the file change while it was "
+                                  "read?)") from None
+            except (OSError, ValueError) as exc:
+                raise GenomeError(f"{where}: htslib cannot parse this record ({exc})") from None
+
+    def _skip_blank_line(self) -> None:
+        """htslib reads a blank line as a record it cannot parse (one error per line), then goes on: consume it."""
+        with _quiet_htslib(0):
+            try:
+                record = next(self._records)
+            except (StopIteration, OSError, ValueError):
+                return
+        raise GenomeError(f"{self.path}: htslib read a record ({record.chrom}:{record.pos}) where the text has a blank "
+                          "line; the reader lost its place in the file")
+
     def _parse(self, line_number: int, line: str) -> VcfRecord:
+        """Our checks of the line's text (those htslib does not make), then htslib's record for the same line."""
         where = f"{self.path}:{line_number}"
         fields = line.split("\t")
-        if self._has_column_line:
-            expected = 8 if not self.samples else 9 + len(self.samples)
-            if len(fields) != expected:
-                raise GenomeError(f"{where}: expected {expected} tab-separated fields, found {len(fields)}")
-        elif len(fields) < 8:
-            raise GenomeError(f"{where}: expected at least 8 tab-separated fields, found {len(fields)}")
-        chrom, pos_text, variant_id, ref, alt_text, qual_text, filter_text, info = fields[:8]
+        expected = 8 if not self.samples else 9 + len(self.samples)
+        if len(fields) != expected:
+            raise GenomeError(f"{where}: expected {expected} tab-separated fields, found {len(fields)}")
+        chrom, pos_text, _, ref, alt_text, qual_text = fields[:6]
         if not chrom:
             raise GenomeError(f"{where}: empty CHROM")
         if not pos_text.isascii() or not pos_text.isdigit() or int(pos_text) < 1:
             raise GenomeError(f"{where}: POS {pos_text!r} is not a positive integer")
         if not _VCF_BASES.fullmatch(ref):
             raise GenomeError(f"{where}: REF {ref!r} is not a sequence of nucleotides")
-        alts = () if alt_text == "." else tuple(alt_text.split(","))
-        for alt in alts:
+        for alt in () if alt_text == "." else alt_text.split(","):
             if not _is_valid_alt(alt):
                 raise GenomeError(f"{where}: ALT allele {alt!r} is neither bases, '*', <SYMBOLIC> nor a breakend")
         qual: Optional[float] = None
@@ -178,15 +254,19 @@ class VcfReader:
                 qual = float(qual_text)
             except ValueError:
                 raise GenomeError(f"{where}: QUAL {qual_text!r} is not a number or '.'") from None
+        record = self._next_htslib_record(where)
+        if (record.chrom, record.pos) != (chrom, int(pos_text)):
+            raise GenomeError(f"{where}: htslib read {record.chrom}:{record.pos} where the line says "
+                              f"{chrom}:{pos_text}; the reader lost its place in the file")
         return VcfRecord(
-            chrom=chrom,
-            pos=int(pos_text),
-            id=variant_id,
-            ref=ref,
-            alts=alts,
+            chrom=record.chrom,
+            pos=record.pos,
+            id=record.id or ".",
+            ref=record.ref,
+            alts=record.alts or (),
             qual=qual,
-            filter=filter_text,
-            info=info,
+            filter=";".join(record.filter.keys()) or ".",
+            info=fields[7],
             format=fields[8] if len(fields) > 8 else None,
             samples=tuple(fields[9:]),
             line=line_number,
@@ -196,6 +276,10 @@ class VcfReader:
 
     def close(self) -> None:
         self._lines.close()
+        if self._htslib is not None:
+            self._htslib.close()
+        if self._handle is not None:
+            self._handle.close()
 
     def __enter__(self) -> "VcfReader":
         return self
