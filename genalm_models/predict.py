@@ -13,9 +13,11 @@ loop. It owns:
 - output transforms from the model config (`GenaConfig.resolved_problem_type`): softmax (single-label), sigmoid
   (multi-label) or raw values (regression); for token heads, per-token tracks with nucleotide offsets or
   per-nucleotide arrays;
+- CPU threads: before every batch, the count of `cpu_threads.ThreadPolicy` (the affinity mask, a user's
+  GENALM_THREADS / OMP_NUM_THREADS / torch.set_num_threads, and the CPUs other processes leave free);
 - optional reverse-complement averaging;
-- masked-LM pseudo-log-likelihoods (`masked_token_log_probs`, `pseudo_log_likelihood`): the zero-shot variant
-  scores of the MLM model.
+- masked-LM log-probabilities (`masked_log_probs`: several tokens masked together, `masked_token_log_probs`: one
+  at a time, `pseudo_log_likelihood`): the zero-shot variant scores of the MLM model.
 `forward_content` is also the training loop's forward, so training and inference share the model call.
 """
 from __future__ import annotations
@@ -30,6 +32,7 @@ import torch.nn.functional as F
 
 from .bigbird import HFBigBird, inference_copy
 from .config import GenaConfig
+from .cpu_threads import ThreadPolicy
 from .genome import reverse_complement
 from .inference import keep_freed_memory as keep_freed_memory_of_process
 from .inference import optimize_for_inference
@@ -179,6 +182,8 @@ class Predictor:
                              "use device cpu (or auto)")
         if self.device.type == "cpu" and keep_freed_memory:
             keep_freed_memory_of_process()  # no page faults on every batch's activations (inference.py)
+        # CPU threads from the affinity mask, a user's setting, and the load of other processes (cpu_threads.py)
+        self.threads = ThreadPolicy() if self.device.type == "cpu" else None
         if isinstance(unwrap(model), HFBigBird):  # no fused copy of transformers' modules (module docstring)
             self.model = inference_copy(model, precision, self.device)
         elif optimize:  # a fused copy in the inference dtype (inference.py); `model` itself is left as it is
@@ -232,11 +237,18 @@ class Predictor:
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def run(self, rows: Sequence[Sequence[int]]) -> GenaOutput:
+    def before_batch(self) -> None:
+        """Called before every model call: on CPU, the thread count for this batch (`cpu_threads.ThreadPolicy`)."""
+        if self.threads is not None:
+            self.threads.before_batch()
+
+    def run(self, rows: Sequence[Sequence[int]], labels: torch.Tensor | None = None) -> GenaOutput:
+        """The model on right-padded content rows (`forward_content`); `labels` (B, T) for a masked-LM head."""
         ids, mask = pad_batch(rows, self.tokenizer.pad_id, self.device)
+        self.before_batch()
         with torch.inference_mode(), self.autocast():
             return forward_content(self.model, ids, mask, self.tokenizer.cls_id, self.tokenizer.sep_id,
-                                   self.tokenizer.pad_id)
+                                   self.tokenizer.pad_id, labels=labels)
 
     def outputs(self, logits: torch.Tensor) -> torch.Tensor:
         """Logits (..., C) -> what the head predicts, by `GenaConfig.resolved_problem_type` (absent problem_type:
@@ -306,6 +318,7 @@ class Predictor:
                                    self.config.max_position_embeddings) for i in chunk]
             ids = torch.from_numpy(np.stack([x.ids for x in laid])).to(self.device)  # all max_length long
             mask = torch.from_numpy(np.stack([x.attention_mask for x in laid])).to(self.device)
+            self.before_batch()
             with torch.inference_mode(), self.autocast():
                 out = self.model(ids, mask)
             values = self.outputs(out.logits).float().cpu().numpy()
@@ -316,47 +329,95 @@ class Predictor:
         return results
 
     # ---- masked-LM pseudo-likelihoods (zero-shot variant scores) ----------------------------------------------
+    def masked_log_probs(self, token_ids: Sequence[Sequence[int]], positions: Sequence[Sequence[int]],
+                         targets: Sequence[Sequence[int]] | None = None) -> list[np.ndarray]:
+        """log P(target token at each position | the sequence with all its `positions` replaced by [MASK]).
+
+        token_ids: content tokens of each sequence (no [CLS]/[SEP], as `encode` gives them); positions: for each
+        sequence, the token indices masked together in its one masked copy; targets: for each sequence, the token
+        id scored at each of its positions (default: the sequence's own tokens there). Masked copies go through
+        the usual length-aware batches, sequences whose masked copies are equal share one forward pass, and the
+        vocabulary decoder runs only on masked positions. Cost: one forward pass per distinct masked copy.
+        Returns one float64 array per sequence, aligned with its `positions` (empty positions: an empty array).
+        Raises ValueError for a position outside its sequence or given twice, or a target outside the vocabulary.
+        """
+        if self.head_kind != "mlm":
+            raise ValueError(f"masked log-likelihoods need a masked-LM head, this model is "
+                             f"{type(self.head).__name__}")
+        if len(token_ids) != len(positions) or (targets is not None and len(targets) != len(positions)):
+            raise ValueError(f"{len(token_ids)} sequences but {len(positions)} position lists"
+                             + ("" if targets is None else f" and {len(targets)} target lists"))
+        vocab = self.config.vocab_size
+        copies: list[Encoded] = []  # the distinct masked copies
+        copy_positions: list[list[int]] = []  # their masked positions, ascending
+        copy_of: dict[tuple, int] = {}
+        owners: list[list[int]] = []  # sequences reading each copy
+        for index, (ids, wanted) in enumerate(zip(token_ids, positions)):
+            wanted = [int(p) for p in wanted]
+            if len(set(wanted)) != len(wanted):
+                raise ValueError(f"sequence {index}: a token position is given twice in {wanted}")
+            for position in wanted:
+                if not 0 <= position < len(ids):
+                    raise ValueError(f"sequence {index}: token position {position} is outside its {len(ids)} tokens")
+            if targets is not None:
+                if len(targets[index]) != len(wanted):
+                    raise ValueError(f"sequence {index}: {len(wanted)} positions but {len(targets[index])} targets")
+                bad = [t for t in targets[index] if not 0 <= int(t) < vocab]
+                if bad:
+                    raise ValueError(f"sequence {index}: target token {bad[0]} is outside the vocabulary ({vocab})")
+            if not wanted:
+                continue
+            masked = list(ids)
+            for position in wanted:
+                masked[position] = self.tokenizer.mask_id
+            key = (tuple(masked), tuple(sorted(wanted)))
+            if key not in copy_of:
+                copy_of[key] = len(copies)
+                copies.append(Encoded(masked, None))
+                copy_positions.append(sorted(wanted))
+                owners.append([])
+            owners[copy_of[key]].append(index)
+        results = [np.zeros(len(wanted), dtype=np.float64) for wanted in positions]
+        for batch in self.batches(copies):
+            width = max(len(copies[c].ids) for c in batch)
+            labels = torch.full((len(batch), max(1, width)), -100, dtype=torch.long)
+            for row, c in enumerate(batch):
+                labels[row, copy_positions[c]] = 0  # any valid id: only the positions' logits are read
+            out = self.run([copies[c].ids for c in batch], labels=labels.to(self.device))
+            # With labels, the MLM head returns logits only for labelled positions, row by row, each row's
+            # positions in ascending order
+            log_probs = torch.log_softmax(out.logits.float(), dim=-1)
+            first = 0
+            for c in batch:
+                rows = log_probs[first: first + len(copy_positions[c])]
+                first += len(copy_positions[c])
+                at = {p: r for r, p in enumerate(copy_positions[c])}
+                for index in owners[c]:
+                    wanted = [int(p) for p in positions[index]]
+                    truth = (targets[index] if targets is not None
+                             else [token_ids[index][p] for p in wanted])
+                    picked = rows[[at[p] for p in wanted], [int(t) for t in truth]]
+                    results[index] = picked.double().cpu().numpy()
+        return results
+
     def masked_token_log_probs(self, token_ids: Sequence[Sequence[int]], positions: Sequence[Sequence[int]]
                                ) -> list[np.ndarray]:
         """log P(token | the sequence with only that token replaced by [MASK]) for chosen content tokens.
 
         token_ids: content tokens of each sequence (no [CLS]/[SEP], as `encode` gives them); positions: for each
         sequence, the indices of the tokens to score. Every (sequence, position) pair is one masked copy of the
-        sequence; the copies go through the usual length-aware batches, and the vocabulary decoder runs only on
-        the masked position. Returns one float64 array per sequence, aligned with its `positions`.
+        sequence (`masked_log_probs` with one position each). Returns one float64 array per sequence, aligned
+        with its `positions`.
         """
-        if self.head_kind != "mlm":
-            raise ValueError(f"masked log-likelihoods need a masked-LM head, this model is "
-                             f"{type(self.head).__name__}")
         if len(token_ids) != len(positions):
             raise ValueError(f"{len(token_ids)} sequences but {len(positions)} position lists")
-        copies: list[Encoded] = []
-        owners: list[tuple[int, int, int]] = []  # (sequence, slot in its positions, true token id)
-        for index, (ids, wanted) in enumerate(zip(token_ids, positions)):
-            for slot, position in enumerate(wanted):
-                if not 0 <= position < len(ids):
-                    raise ValueError(f"sequence {index}: token position {position} is outside its {len(ids)} tokens")
-                masked = list(ids)
-                masked[position] = self.tokenizer.mask_id
-                copies.append(Encoded(masked, None))
-                owners.append((index, slot, int(ids[position])))
-        results = [np.zeros(len(wanted), dtype=np.float64) for wanted in positions]
-        for batch in self.batches(copies):
-            ids, mask = pad_batch([copies[i].ids for i in batch], self.tokenizer.pad_id, self.device)
-            labels = torch.full_like(ids, -100)
-            rows = torch.arange(len(batch), device=self.device)
-            masked_at = torch.tensor([positions[owners[i][0]][owners[i][1]] for i in batch], device=self.device)
-            truth = torch.tensor([owners[i][2] for i in batch], device=self.device)
-            labels[rows, masked_at] = truth
-            with torch.inference_mode(), self.autocast():
-                out = forward_content(self.model, ids, mask, self.tokenizer.cls_id, self.tokenizer.sep_id,
-                                      self.tokenizer.pad_id, labels=labels)
-            # With labels, the MLM head returns logits only for labelled positions, in row order: one per row here.
-            log_probs = torch.log_softmax(out.logits.float(), dim=-1)
-            values = log_probs[rows, truth].double().cpu().numpy()
-            for row, i in enumerate(batch):
-                sequence, slot, _ = owners[i]
-                results[sequence][slot] = values[row]
+        flat_ids = [ids for ids, wanted in zip(token_ids, positions) for _ in wanted]
+        flat_positions = [[position] for wanted in positions for position in wanted]
+        flat = self.masked_log_probs(flat_ids, flat_positions)
+        results, first = [], 0
+        for wanted in positions:
+            results.append(np.array([v[0] for v in flat[first: first + len(wanted)]], dtype=np.float64))
+            first += len(wanted)
         return results
 
     def pseudo_log_likelihood(self, seqs: Sequence[str], spans: Sequence[tuple[int, int]]) -> list[float]:

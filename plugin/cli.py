@@ -190,7 +190,7 @@ def cmd_score_variants(args) -> int:
         rc_average=options["rc_average"], chunk_size=args.chunk_size, llr_flank=args.llr_flank,
         splice_distance=args.splice_distance, source=args.source, progress=not args.no_progress,
         device=options["device"], precision=options["precision"], group_dir=args.group_dir,
-        allow_ref_mismatch=args.allow_ref_mismatch)
+        allow_ref_mismatch=args.allow_ref_mismatch, mlm_estimator=args.mlm_estimator)
     print(result.summary())
     return 0
 
@@ -296,6 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seq-length", type=int, default=None, help="window length in centred mode (default: the model's)")
     p.add_argument("--chunk-size", type=int, default=1000, help="VCF records per chunk (bounds memory)")
     p.add_argument("--llr-flank", type=int, default=32, help="MLM: bases each side of the variant in the scored stretch")
+    p.add_argument("--mlm-estimator", choices=("pll", "masked-marginal"), default="pll",
+                   help="MLM: pll (pseudo-log-likelihood of the stretch, ~10 masked passes per allele) or "
+                        "masked-marginal (Meier et al. 2021: the variant's tokens masked at once, 1-2 passes per "
+                        "variant); definitions in plugin/veff_mlm.py")
     p.add_argument("--splice-distance", type=int, default=50,
                    help="per-nucleotide models: bases each side of the variant searched for the largest change")
     p.add_argument("--source", default="kipoi", help="<source> part of the INFO IDs (default: kipoi)")

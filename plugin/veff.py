@@ -85,6 +85,7 @@ from .folder import FolderInfo, WindowSpec, compare_contigs, read_folder_info
 from .sequences import window_spec
 from .veff_io import (MODEL_HEADER, NORMALISED_ID, SKIPPED_ID, BgzfWriter, TableWriter, VcfHeader,
                       check_table_path, format_values, header_value, info_header, is_gzip_name, replace_info)
+from .veff_mlm import DEFAULT_ESTIMATOR, ESTIMATORS, MaskedMarginalScorer
 from .veff_scores import (DEFAULT_SCORES, INTEGER_SCORES, SCORES_BY_KIND, aligned_track_changes,
                           embedding_scores, max_change, sequence_scores)
 from .veff_variants import (REF_MISMATCH_REASONS, SKIP_REASONS, Allele, RegionWindows, Window, alleles_of,
@@ -537,7 +538,8 @@ def score_variants(model: Any, dl_args: Mapping[str, Any], input_vcf: str | os.P
                    llr_flank: int = DEFAULT_LLR_FLANK, splice_distance: int = DEFAULT_SPLICE_DISTANCE,
                    source: str = "kipoi", progress: bool = True, device: str | None = None,
                    precision: str | None = None, group_dir: str | os.PathLike | None = None,
-                   cache_mb: float = DEFAULT_CACHE_MB, allow_ref_mismatch: bool = False) -> ScoreResult:
+                   cache_mb: float = DEFAULT_CACHE_MB, allow_ref_mismatch: bool = False,
+                   mlm_estimator: str = DEFAULT_ESTIMATOR) -> ScoreResult:
     """Score every ALT of `input_vcf` with a GENA-LM model and write `output_vcf` (see the module docstring).
 
     model: `GENA-LM/<name>` (the bundled group, or `group_dir`), a model folder, a FolderModel or GenaLMModel.
@@ -550,6 +552,7 @@ def score_variants(model: Any, dl_args: Mapping[str, Any], input_vcf: str | os.P
     rc_average / device / precision: the model's predict options for this run.
     seq_length: window length (bp, flanks not included) in centred mode; default the model's own.
     llr_flank: MLM bases each side of the variant in the pseudo-log-likelihood stretch.
+    mlm_estimator: MLM score estimator, `pll` (default) or `masked-marginal` (faster; veff_mlm.py).
     splice_distance: per-nucleotide models, bases each side of the variant searched for the largest change.
     source: the `<source>` part of the INFO IDs (`KV:<source>:<model>:<SCORE>`).
     output_table: also write `.tsv` / `.tsv.gz` / `.parquet`, one row per (variant, ALT, window).
@@ -568,6 +571,8 @@ def score_variants(model: Any, dl_args: Mapping[str, Any], input_vcf: str | os.P
             and Path(restriction_bed).resolve() != Path(dl_args["intervals_file"]).resolve()):
         raise ValueError(f"restriction_bed {restriction_bed} and dl_args intervals_file "
                          f"{dl_args['intervals_file']} name different regions; give one")
+    if mlm_estimator not in ESTIMATORS:
+        raise ValueError(f"mlm_estimator must be one of {', '.join(ESTIMATORS)}, got {mlm_estimator!r}")
     if chunk_size < 1 or llr_flank < 0 or splice_distance < 0:
         raise ValueError("chunk_size must be >= 1, llr_flank and splice_distance >= 0")
     if output_table is not None:
@@ -611,7 +616,8 @@ def score_variants(model: Any, dl_args: Mapping[str, Any], input_vcf: str | os.P
         regions = RegionWindows(regions_file, genome, spec, use_strand) if regions_file is not None else None
         cache = WindowCache(int(cache_mb * 2**20))
         if scoring.kind == "mlm":
-            scorer = MlmScorer(scoring, names, cache, llr_flank, effective_rc)
+            scorer = (MlmScorer(scoring, names, cache, llr_flank, effective_rc) if mlm_estimator == "pll"
+                      else MaskedMarginalScorer(scoring, names, effective_rc))
         else:
             scorer = OutputScorer(scoring, names, cache, splice_distance)
         run = _Run(scoring, scorer, names, genome, spec, regions, source, return_predictions)
@@ -626,6 +632,8 @@ def score_variants(model: Any, dl_args: Mapping[str, Any], input_vcf: str | os.P
             meta["regions"] = Path(regions_file).name
         if scoring.kind == "mlm":
             meta["llr_flank"] = llr_flank
+            if mlm_estimator != DEFAULT_ESTIMATOR:
+                meta["mlm_estimator"] = mlm_estimator
         if scoring.kind == "token":
             meta["splice_distance"] = splice_distance
         reader = stack.enter_context(VcfReader(input_vcf))
