@@ -19,6 +19,7 @@ INSTALL_REQUIRES = [
     "pybedtools>=0.9",  # drives the `bedtools` program (Debian package `bedtools`)
     "scikit-learn>=1.3",
     "pyyaml>=6",
+    "omegaconf>=2.4",  # typed configs (genalm_models/typed_config.py)
     "tqdm>=4.60",
     "matplotlib>=3.7",
     "h5py>=3.8",  # kipoi predict -o out.h5

@@ -464,5 +464,7 @@ def test_random_split_and_make_task():
     assert task.config.width == 2000 and task.config.split.test == ("chr20:0-1000000",)
     seeded = make_task("chromatin", {"path": "x.csv.gz"}, seed=7)
     assert seeded.config.seed == 7 and make_task("chromatin", {"path": "x", "seed": 1}, seed=7).config.seed == 1
-    with pytest.raises(ValueError, match="unknown option"):
+    with pytest.raises(ValueError, match=r"chromatin task: unknown key windows; known: .*n_labels"):
         make_task("chromatin", path="x", windows=3)
+    with pytest.raises(ValueError, match=r"chromatin task: crop: expected int or None, got 'wide'"):
+        make_task("chromatin", path="x", crop="wide")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
+from .. import typed_config
 from .base import SPLITS, Example, Task, TokenTrack, check_splits
 from .chromatin import ChromatinTask, ChromatinTaskConfig, read_deepsea_csv
 from .enhancer import EnhancerTask, EnhancerTaskConfig, read_deepstarr
@@ -38,19 +39,16 @@ def make_task(kind: str, options: Mapping[str, Any] | None = None, seed: int | N
     `seed` (e.g. the training run's seed) fills the config's own `seed` when the options do not set one. It never
     touches `split.seed` of a region split, so the test regions do not move with the training seed; for the
     randomly split tasks (chromatin, enhancer, splice_csv) the config seed IS the split seed: set it in the options
-    to keep one split across runs. Unknown options are an error naming them.
+    to keep one split across runs. Options are checked and converted against the task's config class
+    (`typed_config.build`): an unknown option or a wrong type is a ValueError naming it.
     """
     if kind not in TASK_KINDS:
         raise ValueError(f"unknown task kind {kind!r}; expected one of {', '.join(TASK_KINDS)}")
     config_class, task_class = TASK_KINDS[kind]
     options = {**(options or {}), **more}
-    known = {f.name for f in dataclasses.fields(config_class)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise ValueError(f"{kind} task: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    if seed is not None and "seed" in known and "seed" not in options:
+    if seed is not None and "seed" in {f.name for f in dataclasses.fields(config_class)} and "seed" not in options:
         options["seed"] = seed
-    return task_class(config_class(**options))
+    return task_class(typed_config.build(config_class, options, f"{kind} task"))
 
 
 __all__ = [

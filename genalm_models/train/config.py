@@ -8,21 +8,19 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any
 
 import yaml
 
+from .. import typed_config
+from ..config import GenaConfig, RMTConfig
 from ..io_utils import write_text_atomic
 
 
 class RunConfigError(ValueError):
     pass
-
-
-_FLOAT_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
 
 @dataclass
@@ -105,22 +103,15 @@ class RunConfig:
     # ---- load / save ---------------------------------------------------------------------------------------
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> "RunConfig":
-        return _build(cls, data, source, "").validate(source)
+        """The run config of a mapping (a parsed YAML file), checked and converted by `typed_config.build`; `source`
+        names the file in errors. Raises RunConfigError (one line: file, dotted key, problem)."""
+        return typed_config.build(cls, data, source, RunConfigError).validate(source)
 
     @classmethod
     def load(cls, path: str | Path, overrides: list[str] = ()) -> "RunConfig":
-        path = Path(path)
-        if not path.is_file():
-            raise RunConfigError(f"{path}: config file not found")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f"line {mark.line + 1}: " if mark else ""
-            raise RunConfigError(f"{path}: {where}invalid YAML: {getattr(err, 'problem', err)}") from None
-        if not isinstance(data, dict):
-            raise RunConfigError(f"{path}: expected a mapping at the top level")
-        apply_overrides(data, overrides)
+        """A YAML run config with `section.key=value` overrides (values read as YAML, e.g. `optim.lr=3e-4`)."""
+        data = typed_config.load_yaml_mapping(path, RunConfigError)
+        data = typed_config.apply_overrides(data, overrides, RunConfigError)
         return cls.from_dict(data, str(path))
 
     def to_dict(self) -> dict[str, Any]:
@@ -174,9 +165,17 @@ class RunConfig:
             fail(f"optim.betas must be two numbers in [0, 1), e.g. [0.9, 0.98], got {o.betas!r}")
         if o.weight_decay < 0 or o.eps <= 0 or (o.clip_grad_norm is not None and o.clip_grad_norm <= 0):
             fail("optim.weight_decay must be >= 0, optim.eps > 0 and optim.clip_grad_norm > 0 or null")
-        _check_known_keys(m.config, "model.config", _field_names("genalm_models.config", "GenaConfig"), fail)
+        # the open sections, each typed by the class that reads it
+        m.config = typed_config.check(typed_config.constructor_schema(GenaConfig, exclude=("extra",)), m.config,
+                                      source, RunConfigError, "model.config.", construct=False)
         if m.rmt is not None:
-            _check_known_keys(m.rmt, "model.rmt", _field_names("genalm_models.config", "RMTConfig"), fail)
+            m.rmt = typed_config.check(RMTConfig, m.rmt, source, RunConfigError, "model.rmt.")
+        if d.task != "mlm":
+            from ..tasks import TASK_KINDS
+
+            if d.task not in TASK_KINDS:
+                fail(f"data.task must be mlm or one of {', '.join(TASK_KINDS)}, got {d.task!r}")
+            d.args = typed_config.check(TASK_KINDS[d.task][0], d.args, source, RunConfigError, "data.args.")
         return self
 
 
@@ -192,75 +191,3 @@ def _floats(section: Any, prefix: str = "") -> list[tuple[str, float]]:
         elif isinstance(value, list):
             found += [(f"{prefix}{f.name}", v) for v in value if isinstance(v, float)]
     return found
-
-
-def _field_names(module: str, name: str) -> set[str]:
-    import importlib
-
-    return {f.name for f in dataclasses.fields(getattr(importlib.import_module(module), name))} - {"extra"}
-
-
-def _check_known_keys(values: dict[str, Any], where: str, known: set[str], fail) -> None:
-    import difflib
-
-    for key in values:
-        if key not in known:
-            close = difflib.get_close_matches(key, sorted(known), n=1)
-            fail(f"{where}.{key} is not a known key" + (f" (did you mean {close[0]}?)" if close else "")
-                 + f"; known: {', '.join(sorted(known))}")
-
-
-def _build(cls, data: Any, source: str, prefix: str):
-    if not isinstance(data, dict):
-        raise RunConfigError(f"{source}: {prefix or 'config'} must be a mapping, got {data!r}")
-    hints = get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - names
-    if unknown:
-        raise RunConfigError(f"{source}: unknown key(s) {', '.join(prefix + k for k in sorted(unknown))}; "
-                             f"known: {', '.join(sorted(names))}")
-    kwargs = {}
-    for name, value in data.items():
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint):
-            kwargs[name] = _build(hint, value, source, f"{prefix}{name}.")
-        else:
-            kwargs[name] = _check_type(value, hint, f"{source}: {prefix}{name}")
-    return cls(**kwargs)
-
-
-def _check_type(value: Any, hint: Any, where: str) -> Any:
-    base = {int: (int,), float: (int, float), str: (str,), bool: (bool,)}
-    options = getattr(hint, "__args__", None) if str(hint).startswith(("typing.Optional", "typing.Union")) or \
-        " | " in str(hint) else None
-    candidates = options if options else (hint,)
-    if value is None and type(None) in candidates:
-        return None
-    for cand in candidates:
-        if cand in base:
-            if isinstance(value, base[cand]) and not (cand is not bool and isinstance(value, bool)):
-                return float(value) if cand is float else value
-            if cand is float and isinstance(value, str) and _FLOAT_TEXT.match(value.strip()):
-                return float(value)  # YAML 1.1 reads `1e-4` (no dot) as text
-        elif getattr(cand, "__origin__", None) in (list, dict) and isinstance(value, cand.__origin__):
-            return value
-    raise RunConfigError(f"{where}: expected {hint}, got {value!r}")
-
-
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> None:
-    """`optim.lr=3e-4`, `model.config.hidden_size=256`, `data.args.upstream=249`: values are parsed as YAML."""
-    for item in overrides:
-        if "=" not in item:
-            raise RunConfigError(f"override {item!r} is not of the form section.key=value")
-        key, raw = item.split("=", 1)
-        try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            raise RunConfigError(f"override {item!r}: value is not valid YAML") from None
-        node = data
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise RunConfigError(f"override {item!r}: {part} is not a section")
-        node[parts[-1]] = value
