@@ -28,10 +28,10 @@ sys.path.insert(0, str(ROOT))
 
 
 def write_intervals(path: Path, fasta: str, n: int, seed: int) -> None:
-    from genalm_models.genome import Genome
+    from genalm_models.genome import Genome, find_chrom
 
     genome = Genome(fasta)
-    contig = next(name for name in genome.contig_lengths if name.replace("chr", "") == "20")
+    contig = find_chrom("20", genome.contig_lengths)
     length = genome.contig_lengths[contig]
     rng = random.Random(seed)
     lines = []

@@ -113,7 +113,9 @@ def build_cache(case: Case, root: Path, seed: int = 0) -> Path:
 # Real inputs: windows around TSSs / splice sites, SNVs in them
 # ---------------------------------------------------------------------------------------------------------------
 def _not_x(chrom: str) -> bool:
-    return chrom.lower().removeprefix("chr") != "x"
+    from genalm_models.tasks.splits import is_reserved_chromosome
+
+    return not is_reserved_chromosome(chrom)
 
 
 def candidate_sites(task: str, tss_bed: str | os.PathLike, splice_table: str | os.PathLike) -> list:

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from genalm_models.genome import Genome, read_bed, reverse_complement  # noqa: E402
+from genalm_models.genome import Genome, read_bed, reverse_complement, same_chrom  # noqa: E402
 from genalm_models.io_utils import write_text_atomic  # noqa: E402
 from genalm_models.tasks.splice import read_splice_table  # noqa: E402
 
@@ -95,14 +95,8 @@ def allowed_regions(bed: str | None, split: str) -> list[tuple[str, int, int]] |
     return [(i.chrom, i.start, i.end) for i in chosen]
 
 
-def _same_chrom(a: str, b: str) -> bool:
-    def bare(name):
-        return name[3:] if name.lower().startswith("chr") else name
-    return bare(a) == bare(b)
-
-
 def inside(regions, chrom: str, start: int, end: int) -> bool:
-    return regions is None or any(_same_chrom(c, chrom) and s <= start and end <= e for c, s, e in regions)
+    return regions is None or any(same_chrom(c, chrom) and s <= start and end <= e for c, s, e in regions)
 
 
 def control_variants(introns: list[Intron], genome: Genome, rng: random.Random, min_depth: int) -> list[ControlVariant]:

@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .io_utils import move_into_place
 from .model_folder import package_version
 
 log = logging.getLogger(__name__)
@@ -223,22 +224,12 @@ def export_model(source: str | os.PathLike, out: str | os.PathLike, name: str,
         exported = ExportedFolder(folder=building, plan=plan, info=info, config=config, source=src, options=opts)
         for finish in finishers:
             finish(exported)
-        _move_into_place(building, out)
+        move_into_place(building, out)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise
     log.info("exported %s to %s", name, out)
     return out
-
-
-def _move_into_place(building: Path, out: Path) -> None:
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}-{secrets.token_hex(3)}"
-        os.replace(out, old)
-        os.replace(building, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(building, out)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -3,7 +3,10 @@
 Outputs are written atomically: the content goes to a temporary file in the destination folder and is
 moved over the destination with `os.replace` only once it is complete, so a crash or an error never
 leaves a half-written file behind under the final name (readers see either the old file or the new
-one), and the temporary file is removed on error.
+one), and the temporary file is removed on error. This module is the package's one atomic writer:
+`atomic_write` (an open handle, plain or BGZF), `write_text_atomic` (a string or lines), `atomic_path` (a
+temporary name for writers that need one: pyfaidx, pysam, h5py, symlinks, folders) and `move_into_place` (a
+finished file or folder moved over the old one).
 """
 
 from __future__ import annotations
@@ -13,48 +16,114 @@ import glob
 import os
 import re
 import secrets
+import shutil
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 
+def temporary_beside(destination: PathLike, suffix: str = "tmp") -> Path:
+    """A fresh name `.NAME.PID.XXXXXXXX.<suffix>` (suffix `tmp` or `partial`) in the destination's folder, for a
+    writer whose output outlives one `with` block (publish it with `move_into_place`). Same folder: os.replace is
+    only atomic within one file system; `sweep_stale_temporaries` recognises the name when a killed writer leaves
+    it behind (and is run here first)."""
+    destination = Path(destination)
+    folder = destination.parent if str(destination.parent) else Path(".")
+    sweep_stale_temporaries(destination)
+    return folder / f".{destination.name}.{os.getpid()}.{secrets.token_hex(4)}.{suffix}"
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.unlink(path)
+
+
+def _fsync_file(path: Path) -> None:
+    if path.is_symlink() or not path.is_file():
+        return
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def move_into_place(built: PathLike, destination: PathLike) -> None:
+    """Move a finished file, link or folder `built` (made beside `destination`) to `destination` in one step.
+
+    A file or link replaces the old one atomically (`os.replace`). A folder replaces an old folder by two renames:
+    the old one is moved aside, the new one moved in, then the old one removed, so a reader sees the old or the
+    new folder, never a mix of both. Raises OSError naming the paths.
+    """
+    built, destination = Path(built), Path(destination)
+    if built.is_dir() and not built.is_symlink() and destination.is_dir() and not destination.is_symlink():
+        old = destination.parent / f".{destination.name}.old-{os.getpid()}-{secrets.token_hex(3)}"
+        os.replace(destination, old)
+        os.replace(built, destination)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(built, destination)
+
+
 @contextlib.contextmanager
-def atomic_write(path: PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+def atomic_path(path: PathLike, suffix: str = "tmp") -> Iterator[Path]:
+    """A temporary path next to `path` for a writer that needs a file name (pyfaidx, pysam, h5py, a symlink, a
+    folder); when the `with` block succeeds, what was written there is fsynced and moved over `path`
+    (`move_into_place`). If the block raises, or writes nothing, the temporary file or folder is removed, `path`
+    is left untouched, and the exception propagates (OSError "nothing was written" for the latter).
+    """
+    destination = Path(path)
+    temporary = temporary_beside(destination, suffix)
+    try:
+        yield temporary
+        if not (temporary.exists() or temporary.is_symlink()):
+            raise OSError(f"{destination}: nothing was written to its temporary file {temporary}")
+        _fsync_file(temporary)
+        move_into_place(temporary, destination)
+    except BaseException:
+        _remove(temporary)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_write(path: PathLike, mode: str = "w", encoding: str | None = "utf-8", bgzf: bool = False
+                 ) -> Iterator[IO]:
     """Open a temporary file next to `path` for writing; on success it replaces `path` atomically.
 
-    `mode` is "w" (text) or "wb" (binary). If the `with` block raises, the temporary file is deleted,
-    `path` is left untouched and the exception propagates.
+    `mode` is "w" (text) or "wb" (binary). `bgzf=True` (mode "wb" only) compresses what is written as BGZF
+    through htslib (`pysam.BGZFile`): blocked gzip that gzip, bgzip, tabix, pysam and pyfaidx read, with the
+    end-of-file block. If the `with` block raises, the temporary file is deleted, `path` is left untouched and
+    the exception propagates. An OSError without a file name (e.g. "No space left on device") is re-raised
+    naming `path`.
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write supports mode 'w' or 'wb', not {mode!r}")
+    if bgzf and mode != "wb":
+        raise ValueError("atomic_write: BGZF output is binary; use mode 'wb'")
     destination = Path(path)
-    folder = destination.parent if str(destination.parent) else Path(".")
-    sweep_stale_temporaries(destination)
-    # Same folder as the destination: os.replace is only atomic within one file system.
-    temporary = folder / f".{destination.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    # os.open with 0o666 lets the umask decide the permissions, exactly as a plain open() would
-    # (tempfile.mkstemp would leave the final file readable by its owner only).
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        if mode == "wb":
-            handle = os.fdopen(descriptor, "wb")
-        else:
-            handle = os.fdopen(descriptor, "w", encoding=encoding, newline="")
-        with handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, destination)
+        with atomic_path(destination) as temporary:
+            if bgzf:
+                import pysam  # imported here: only BGZF outputs need htslib
+
+                handle = pysam.BGZFile(str(temporary), "wb")
+            else:
+                # os.open with 0o666 lets the umask decide the permissions, exactly as a plain open() would
+                # (tempfile.mkstemp would leave the final file readable by its owner only).
+                descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+                if mode == "wb":
+                    handle = os.fdopen(descriptor, "wb")
+                else:
+                    handle = os.fdopen(descriptor, "w", encoding=encoding, newline="")
+            with handle:
+                yield handle
     except OSError as err:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        if err.filename is None:  # e.g. "No space left on device" from a write: say which output
+        if err.filename is None and str(destination) not in str(err):  # e.g. "No space left on device"
             raise OSError(err.errno, f"{destination}: {err.strerror or err}") from None
-        raise
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
         raise
 
 

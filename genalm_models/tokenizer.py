@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -39,6 +38,8 @@ import numpy as np
 from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
 from tokenizers.models import BPE
 from tokenizers.trainers import BpeTrainer
+
+from .io_utils import write_text_atomic
 
 TOKENIZER_FILE = "tokenizer.json"
 SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
@@ -101,21 +102,6 @@ def _upper_same_length(sequence: str, what: str) -> str:
             "DNA sequences must be ASCII letters"
         )
     return upper
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same folder, so readers never see half a file."""
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as temp_file:
-            temp_file.write(text)
-        # mkstemp creates the file private (0600); a saved tokenizer is meant to be shared like any other file.
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, path)
-    except BaseException:
-        if os.path.exists(temp_name):
-            os.unlink(temp_name)
-        raise
 
 
 def _read_json_object(path: Path) -> dict:
@@ -217,9 +203,9 @@ class GenaTokenizer:
         config: dict = {"tokenizer_class": "PreTrainedTokenizerFast", **special_map}
         if model_max_length is not None:
             config["model_max_length"] = int(model_max_length)
-        _atomic_write_text(folder / TOKENIZER_FILE, self._backend.to_str(pretty=True))
-        _atomic_write_text(folder / SPECIAL_TOKENS_MAP_FILE, json.dumps(special_map, indent=2) + "\n")
-        _atomic_write_text(folder / TOKENIZER_CONFIG_FILE, json.dumps(config, indent=2) + "\n")
+        write_text_atomic(folder / TOKENIZER_FILE, self._backend.to_str(pretty=True))
+        write_text_atomic(folder / SPECIAL_TOKENS_MAP_FILE, json.dumps(special_map, indent=2) + "\n")
+        write_text_atomic(folder / TOKENIZER_CONFIG_FILE, json.dumps(config, indent=2) + "\n")
         return folder
 
     # ---------------------------------------------------------------- vocabulary facts

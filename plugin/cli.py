@@ -136,7 +136,9 @@ def cmd_predict(args) -> int:
 
 def cmd_scan(args) -> int:
     from .adapter import FolderModel, PredictOptions
-    from .scan import ScanRequest, parse_region, scan_to_bedgraph
+    from genalm_models.genome import parse_region_1based
+
+    from .scan import ScanRequest, scan_to_bedgraph
 
     from genalm_models.io_utils import check_output_path
 
@@ -144,8 +146,8 @@ def cmd_scan(args) -> int:
     folder = _require_folder(args.model, _group_dir(args))
     options = PredictOptions().with_environment().merged(_options(args), "command line")
     model = FolderModel(folder, options)
-    chrom, start, end = parse_region(args.region)
-    request = ScanRequest(chrom, start, end, step=args.step, strand=args.strand, output=args.output_label)
+    region = parse_region_1based(args.region, what="--region")
+    request = ScanRequest(region.chrom, region.start, region.end, step=args.step, strand=args.strand, output=args.output_label)
     count = scan_to_bedgraph(model, args.fasta, request, args.output, progress=not args.no_progress)
     print(f"{count} bedGraph lines written to {args.output}")
     return 0

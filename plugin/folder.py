@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
+from genalm_models.genome.names import find_chrom
 from genalm_models.model_folder import (  # noqa: F401  (re-exported)
     ANCHORS, FORMAT_VERSION, INFO_FILE, KINDS, WEIGHTS_FILE, FolderError, FolderInfo, WindowSpec, md5_file,
     read_folder_info, sha256_file, write_folder_info)
@@ -41,14 +42,6 @@ def parse_reference_contigs(text: str | Mapping[str, int] | None, where: str = "
     return contigs
 
 
-def _same_contig_names(name: str) -> list[str]:
-    bare = name[3:] if name.lower().startswith("chr") else name
-    names = [name, bare, f"chr{bare}"]
-    if bare.upper() in ("M", "MT"):
-        names += ["MT", "M", "chrM", "chrMT"]
-    return list(dict.fromkeys(names))
-
-
 def compare_contigs(fasta_contigs: Mapping[str, int], reference: Mapping[str, int],
                     only: list[str] | None = None) -> tuple[list[str], list[str]]:
     """(mismatches, matches): messages for the contigs both sides know, under either naming convention.
@@ -60,7 +53,7 @@ def compare_contigs(fasta_contigs: Mapping[str, int], reference: Mapping[str, in
         length = fasta_contigs.get(name)
         if length is None:
             continue
-        expected_name = next((n for n in _same_contig_names(name) if n in reference), None)
+        expected_name = find_chrom(name, reference)
         if expected_name is None:
             continue
         expected = reference[expected_name]

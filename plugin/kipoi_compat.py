@@ -9,7 +9,7 @@ Applied (once, idempotently) when a GENA-LM Kipoi model or dataloader module is 
    mode, so a failed run leaves a truncated output behind (and an existing `out.h5` makes the next run fail with
    "name already exists"). The writers `kipoi.writers.get_writer` hands out for `.tsv`, `.h5` and `.hdf5` are
    replaced by subclasses that write to a hidden temporary file in the output's folder and move it over the
-   final name with `os.replace` only in `close()`, which kipoi calls after the last batch. A run that fails or
+   final name (`io_utils.move_into_place`) only in `close()`, which kipoi calls after the last batch. A run that fails or
    is interrupted never creates or truncates the output; its temporary file is removed at interpreter exit.
 3. On `close()` they also write `<output>.provenance.json` (model name, version, weights sha256, options, input
    files; see provenance.py) when a GENA-LM model predicted into them, and HDF5 outputs get the same JSON in the
@@ -28,7 +28,6 @@ import atexit
 import contextlib
 import json
 import os
-import secrets
 from pathlib import Path
 
 import numpy as np
@@ -50,11 +49,10 @@ def apply_numpy_aliases() -> None:
 
 
 def _temporary_beside(final_path: str) -> str:
-    from genalm_models.io_utils import sweep_stale_temporaries
+    from genalm_models.io_utils import temporary_beside
 
-    folder, name = os.path.split(os.path.abspath(final_path))
-    sweep_stale_temporaries(final_path)  # left by writers that were killed (SIGKILL)
-    temporary = os.path.join(folder, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
+    # also sweeps the temporaries of writers that were killed (SIGKILL)
+    temporary = str(temporary_beside(os.path.abspath(final_path), "partial"))
     _pending_temporaries.add(temporary)
     return temporary
 
@@ -62,9 +60,11 @@ def _temporary_beside(final_path: str) -> str:
 def _publish(temporary: str, final_path: str) -> bool:
     """Move a finished temporary output into place; False when nothing was written (no batches)."""
     _pending_temporaries.discard(temporary)
+    from genalm_models.io_utils import move_into_place
+
     if not os.path.exists(temporary):
         return False
-    os.replace(temporary, final_path)
+    move_into_place(temporary, final_path)
     return True
 
 

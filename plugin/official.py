@@ -252,7 +252,7 @@ def write_folder(model: OfficialModel, out: Path | None = None) -> Path:
 
     from genalm_models.config import GenaConfig
     from genalm_models.export import Plan
-    from genalm_models.io_utils import write_text_atomic
+    from genalm_models.io_utils import move_into_place, write_text_atomic
 
     from .folder import write_folder_info
     from .zoo_export import write_model_yaml
@@ -290,10 +290,10 @@ def write_folder(model: OfficialModel, out: Path | None = None) -> Path:
                 if child.is_file():
                     child.unlink()
             for child in building.iterdir():
-                os.replace(child, out / child.name)
+                move_into_place(child, out / child.name)
             building.rmdir()
         else:
-            os.replace(building, out)
+            move_into_place(building, out)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise

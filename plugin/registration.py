@@ -42,9 +42,10 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from genalm_models.io_utils import atomic_path
 
 from . import GROUP_DIR, GROUP_NAME
 
@@ -269,16 +270,10 @@ def _read_config(path: Path) -> str:
 
 
 def _write_config(path: Path, text: str) -> None:
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", newline="") as handle:
+    with atomic_path(path) as temporary:  # the file keeps its permissions
+        with open(temporary, "w", newline="") as handle:
             handle.write(text)
         os.chmod(temporary, path.stat().st_mode & 0o7777)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
 
 
 def _auto_update_marker(repo: Path) -> str | None:
@@ -475,11 +470,8 @@ def _register(group_dir: Path | None, source_name: str, force: bool, auto_update
     if location.is_git and _is_git_repo(repo):
         _add_exclude(repo)
     repo.mkdir(parents=True, exist_ok=True)
-    temporary = link.with_name(f".{GROUP_NAME}.tmp-{os.getpid()}")
-    if temporary.is_symlink() or temporary.exists():
-        temporary.unlink()
-    temporary.symlink_to(group_dir, target_is_directory=True)
-    os.replace(temporary, link)  # atomic: kipoi never sees a half-made entry
+    with atomic_path(link) as temporary:  # atomic: kipoi never sees a half-made entry
+        temporary.symlink_to(group_dir, target_is_directory=True)
     note = " (seeded an empty repository tracking the public zoo there)" if seeded_now else ""
     return f"registered: {link} -> {group_dir}{note}" + _auto_update_step(location, auto_update)
 

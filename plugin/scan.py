@@ -1,8 +1,9 @@
 """Sliding-window scan of a genomic region with a GENA-LM model, written as a bedGraph track.
 
-    genalm-kipoi scan GENA-LM/promoter --fasta genome.fa --region chr20:1,000,000-1,100,000 --step 50 \
+    genalm-kipoi scan GENA-LM/promoter --fasta genome.fa --region chr20:1,000,001-1,100,000 --step 50 \
         -o promoter.bedGraph
 
+The region is typed as samtools reads it (1-based, both ends inclusive; `genome.parse_region_1based` parses it).
 Sequence models (promoter, ...): the region is cut into bins of `step` bp; each bin centre is treated as a
 candidate site (a 1-bp interval on `strand`) and gets the model's own window around it - the same window the
 dataloader builds for a BED interval (TSS-anchored for the promoter models, centred otherwise). The bin's value is
@@ -50,18 +51,6 @@ class ScanRequest:
         if self.strand not in ("+", "-"):
             raise ValueError(f"strand must be + or -, got {self.strand!r}")
         return self
-
-
-def parse_region(text: str) -> tuple[str, int, int]:
-    """`chr20:1,000,000-1,100,000` -> ("chr20", 1000000, 1100000): 1-based inclusive start, like samtools."""
-    chrom, sep, span = text.strip().rpartition(":")
-    start_text, dash, end_text = span.replace(",", "").replace("_", "").partition("-")
-    if not sep or not chrom or not dash or not start_text.isdigit() or not end_text.isdigit():
-        raise ValueError(f"region {text!r} is not of the form chrom:start-end (e.g. chr20:1,000,001-1,100,000)")
-    start, end = int(start_text) - 1, int(end_text)
-    if start < 0 or end <= start:
-        raise ValueError(f"region {text!r}: start must be >= 1 and end > start")
-    return chrom, start, end
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:

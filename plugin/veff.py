@@ -83,7 +83,7 @@ from . import GROUP_DIR, GROUP_NAME
 from .adapter import FolderModel, PredictOptions, load_folder_model, package_version
 from .folder import FolderInfo, WindowSpec, compare_contigs, read_folder_info
 from .sequences import window_spec
-from .veff_io import (MODEL_HEADER, NORMALISED_ID, SKIPPED_ID, BgzfWriter, TableWriter, VcfHeader,
+from .veff_io import (MODEL_HEADER, NORMALISED_ID, SKIPPED_ID, TableWriter, VcfHeader,
                       check_table_path, format_values, header_value, info_header, is_gzip_name, replace_info)
 from .veff_mlm import DEFAULT_ESTIMATOR, ESTIMATORS, MaskedMarginalScorer
 from .veff_scores import (DEFAULT_SCORES, INTEGER_SCORES, SCORES_BY_KIND, aligned_track_changes,
@@ -640,11 +640,10 @@ def score_variants(model: Any, dl_args: Mapping[str, Any], input_vcf: str | os.P
         header = VcfHeader.build(reader.header_lines, run.info_lines(), [run.model_line(meta)], run.field_ids,
                                  scoring.name, source)
 
-        handle = stack.enter_context(atomic_write(output_vcf, "wb"))
-        vcf_out = BgzfWriter(handle) if is_gzip_name(output_vcf) else handle
+        vcf_out = stack.enter_context(atomic_write(output_vcf, "wb", bgzf=is_gzip_name(output_vcf)))
         table = None
         if output_table is not None:
-            table_handle = stack.enter_context(atomic_write(output_table, "wb"))
+            table_handle = stack.enter_context(atomic_write(output_table, "wb", bgzf=is_gzip_name(output_table)))
             table = TableWriter(output_table, table_handle, run.table_columns())
         vcf_out.write(header.text().encode("utf-8"))
         bar = None
@@ -666,8 +665,6 @@ def score_variants(model: Any, dl_args: Mapping[str, Any], input_vcf: str | os.P
                 bar.set_postfix(scored=result.n_scored, skipped=result.n_skipped, refresh=False)
         if table is not None:
             table.close()
-        if vcf_out is not handle:
-            vcf_out.close()
         checked, mismatched = result.ref_checked, result.ref_mismatched
         if (not screen_failed and checked >= REF_SCREEN_MIN_CHECKED
                 and mismatched >= REF_SCREEN_MAX_SHARE * checked):

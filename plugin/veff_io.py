@@ -8,11 +8,8 @@ kipoi-veff users parse.
 """
 from __future__ import annotations
 
-import io
 import math
 import os
-import struct
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Sequence
@@ -22,52 +19,10 @@ import numpy as np
 SKIPPED_ID = "KV_SKIPPED"
 NORMALISED_ID = "KV_NORMALISED"
 MODEL_HEADER = "KV_model"
-BGZF_BLOCK_INPUT = 0xFF00  # uncompressed bytes per BGZF block, as htslib writes them
-# The 28-byte empty block that ends every BGZF file (SAM/BAM specification, section 4.1.2).
-BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
-
-
-class BgzfWriter(io.RawIOBase):
-    """Writes BGZF (blocked gzip, readable by gzip, bgzip, tabix, pysam) to an open binary handle.
-
-    `close()` writes the end-of-file block and flushes, but leaves the handle open (the caller owns it: an
-    atomic writer still has to fsync and rename it).
-    """
-
-    def __init__(self, handle: IO[bytes]):
-        super().__init__()
-        self._handle = handle
-        self._buffer = bytearray()
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data) -> int:
-        self._buffer.extend(data)
-        while len(self._buffer) >= BGZF_BLOCK_INPUT:
-            self._write_block(bytes(self._buffer[:BGZF_BLOCK_INPUT]))
-            del self._buffer[:BGZF_BLOCK_INPUT]
-        return len(data)
-
-    def _write_block(self, data: bytes) -> None:
-        compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
-        payload = compressor.compress(data) + compressor.flush()
-        block_size = len(payload) + 25 + 1  # header (18) + payload + CRC32/ISIZE (8), minus 1
-        header = struct.pack("<4BI2BH2BHH", 0x1F, 0x8B, 8, 4, 0, 0, 0xFF, 6, ord("B"), ord("C"), 2,
-                             block_size - 1)
-        self._handle.write(header + payload + struct.pack("<II", zlib.crc32(data), len(data)))
-
-    def close(self) -> None:
-        if not self.closed:
-            if self._buffer:
-                self._write_block(bytes(self._buffer))
-                self._buffer.clear()
-            self._handle.write(BGZF_EOF)
-            self._handle.flush()
-        super().close()
 
 
 def is_gzip_name(path: str | os.PathLike) -> bool:
+    """True for `.gz` / `.bgz` output names: those are written as BGZF (`io_utils.atomic_write(..., bgzf=True)`)."""
     return str(path).endswith((".gz", ".bgz"))
 
 
@@ -140,7 +95,8 @@ def replace_info(info: str, entries: Sequence[tuple[str, str]], replaced_ids: se
 class TableWriter:
     """The optional per-(variant, ALT, window) table: `.tsv` / `.tsv.gz`, or `.parquet` (needs pyarrow).
 
-    Streams: rows are handed over per chunk of variants. Written into an open binary handle (atomic writer).
+    Streams: rows are handed over per chunk of variants. Written into an open binary handle (atomic writer; for
+    `.tsv.gz` the caller opens it as BGZF: `io_utils.atomic_write(path, "wb", bgzf=is_gzip_name(path))`).
     """
 
     def __init__(self, path: str | os.PathLike, handle: IO[bytes], columns: Sequence[tuple[str, str]]):
@@ -157,7 +113,7 @@ class TableWriter:
             arrow_types = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
             self._schema = pa.schema([(name, arrow_types[kind]) for name, kind in columns])
         else:
-            self._out = BgzfWriter(handle) if is_gzip_name(path) else handle
+            self._out = handle
             self._write_text("\t".join(self.columns) + "\n")
 
     def _write_text(self, text: str) -> None:
@@ -196,9 +152,6 @@ class TableWriter:
             if self._parquet_writer is None:  # no rows at all: still a valid (empty) file with the columns
                 self._parquet_writer = pq.ParquetWriter(self._handle, self._schema)
             self._parquet_writer.close()
-            return
-        if self._out is not self._handle:
-            self._out.close()
 
 
 def check_table_path(path: str | os.PathLike) -> None:

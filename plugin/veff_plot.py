@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genalm_models.genome import VcfReader
+from genalm_models.genome import VcfReader, same_chrom
 from genalm_models.io_utils import atomic_write
 
 from .veff_variants import is_sequence_allele, trim_alleles
@@ -60,9 +60,7 @@ def _score_fields(ids: list[str], score: str, model: str | None) -> list[str]:
 
 
 def _in_region(region: tuple[str, int, int], chrom: str, pos: int) -> bool:
-    def bare(name: str) -> str:
-        return name[3:] if name.lower().startswith("chr") else name
-    return bare(chrom) == bare(region[0]) and region[1] < pos <= region[2]
+    return same_chrom(chrom, region[0]) and region[1] < pos <= region[2]
 
 
 def read_vcf_track(path: str | os.PathLike, score: str, label: str | None, model: str | None,
@@ -148,9 +146,10 @@ def plot_effects(scored: str | os.PathLike, output_png: str | os.PathLike, score
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .scan import parse_region
+    from genalm_models.genome import parse_region_1based
 
-    bounds = parse_region(region) if region is not None else None
+    typed = parse_region_1based(region, what="--region") if region is not None else None
+    bounds = (typed.chrom, typed.start, typed.end) if typed is not None else None
     name = str(scored)
     if name.endswith((".tsv", ".tsv.gz", ".parquet")):
         track = read_table_track(scored, score, label, bounds)

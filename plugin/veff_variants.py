@@ -39,7 +39,7 @@ import os
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
-from genalm_models.genome import Genome, GenomeError, Interval, VcfRecord, read_bed, reverse_complement
+from genalm_models.genome import Genome, GenomeError, Interval, VcfRecord, apply_variants, read_bed
 
 from .folder import WindowSpec
 from .sequences import input_region, require_strands, target_region
@@ -224,19 +224,21 @@ def variant_index(window: Window, allele: Allele) -> int:
 
 
 def alt_sequence(genome: Genome, window: Window, ref_sequence: str, allele: Allele) -> str:
-    """The window with ALT in place of REF, same length, variant kept at `variant_index` (module docstring)."""
-    length = window.length
-    ref_len, alt_len = len(allele.ref), len(allele.alt)
-    shortfall = max(0, ref_len - alt_len)  # a deletion needs this many reference bases beyond the window
-    if window.strand == "-":
-        plus = reverse_complement(ref_sequence)
-        index = allele.start - window.start
-        before = genome.fetch(window.chrom, window.start - shortfall, window.start) + plus[:index]
-        changed = before + allele.alt + plus[index + ref_len:]
-        return reverse_complement(changed[len(changed) - length:])
-    index = allele.start - window.start
-    after = ref_sequence[index + ref_len:] + genome.fetch(window.chrom, window.end, window.end + shortfall)
-    return (ref_sequence[:index] + allele.alt + after)[:length]
+    """The window with ALT in place of REF, same length, variant kept at `variant_index` (module docstring).
+
+    ref_sequence: the window's reference bases in the model's orientation (`Genome.fetch` on `window.strand`).
+    The window is extended at its 3' end by the bases a deletion pulls in, the allele is applied by
+    `genome.variants.apply_variants` (the one applier, shared with the corpus haplotypes), and the result is cut
+    back to the window's length at the 3' end."""
+    shortfall = max(0, len(allele.ref) - len(allele.alt))  # a deletion needs this many bases past the 3' end
+    if window.strand == "-":  # the model reads the minus strand: its 3' end is the low genomic edge
+        extended = ref_sequence + genome.fetch(window.chrom, window.start - shortfall, window.start, strand="-")
+        extended_start = window.start - shortfall
+    else:
+        extended = ref_sequence + genome.fetch(window.chrom, window.end, window.end + shortfall)
+        extended_start = window.start
+    changed = apply_variants(extended, extended_start, [(allele.start, allele.ref, allele.alt)], window.strand)
+    return changed[:window.length]
 
 
 def genomic_offset(window: Window, allele: Allele, model_index):

@@ -276,7 +276,7 @@ def test_finetune_recipe_starts_from_an_official_backbone_in_the_hub_cache(hub_c
                      hub_cache["folders"]["gena-lm-bert-base-t2t", "main"])
     recipe["run_dir"] = str(tmp_path / "run")
     recipe["data"]["args"].update(tss_bed=str(promoters_bed), fasta=str(chr20_fasta),
-                                  split={"valid": ["chr20:1000000-1400000"], "test": ["chr20:1420000-2000000"]})
+                                  split={"valid": ["chr20:1000001-1400000"], "test": ["chr20:1420001-2000000"]})
     recipe["train"].update(steps=2, micro_batch_size=2, eval_every=2, save_every=2, log_every=1, eval_batch_size=4,
                            precision="fp32")
     config = tmp_path / "recipe.yaml"
@@ -321,7 +321,7 @@ def test_stability_metric_runs_on_an_official_promoter_head_offline(hub_cache, t
 
     recipe = yaml.safe_load((ROOT / "recipes" / "zoo" / "promoter_2k_genomic.yaml").read_text())
     recipe["data"]["args"].update(tss_bed=str(promoters_bed), fasta=str(chr20_fasta), min_tss_distance=5000,
-                                  split={"valid": ["chr20:1000000-1400000"], "test": ["chr20:1420000-2000000"]})
+                                  split={"valid": ["chr20:1000001-1400000"], "test": ["chr20:1420001-2000000"]})
     config = tmp_path / "task.yaml"
     config.write_text(yaml.safe_dump(recipe))
     out = tmp_path / "eval.json"

@@ -27,7 +27,7 @@ from genalm_models.tasks.splice import (read_splice_table, read_spliceai_csv, sp
 
 SAMPLES = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "samples"
 # The slice is chr20:0-2,000,000: valid and test ranges chosen so each split holds TSSs and transcripts.
-SLICE_SPLIT = dict(valid=("chr20:560000-1000000",), test=("chr20:1280000-1700000",), gap=16_000)
+SLICE_SPLIT = dict(valid=("chr20:560001-1000000",), test=("chr20:1280001-1700000",), gap=16_000)
 
 
 def sample(name: str) -> Path:
@@ -188,9 +188,9 @@ def test_region_split_from_fractions_and_bed_round_trip(tmp_path):
     table.write_bed(path)
     assert RegionTable.read_bed(path).regions == table.regions
     with pytest.raises(ValueError, match="reserved"):
-        RegionSplit(test=("chrX:0-1000000",)).table(lengths)
+        RegionSplit(test=("chrX:1-1000000",)).table(lengths)
     with pytest.raises(ValueError, match="overlaps"):
-        RegionSplit(valid=("20:0-2000000",), test=("chr20:1000000-3000000",)).table(lengths)
+        RegionSplit(valid=("20:1-2000000",), test=("chr20:1000001-3000000",)).table(lengths)
 
 
 def test_chrx_tss_are_never_used(chr20_fasta, promoters_bed, tmp_path):
@@ -460,8 +460,8 @@ def test_random_split_and_make_task():
     assert random_split(list(range(100)), 0.1, 0.2, seed=5) == splits
     assert set(TASK_KINDS) == {"promoter", "splice", "splice_csv", "chromatin", "enhancer"}
     task = make_task("promoter", tss_bed="a.bed", fasta="b.fa", upstream=1000, downstream=999,
-                     split={"test": ["chr20:0-1000000"], "gap": 20_000})
-    assert task.config.width == 2000 and task.config.split.test == ("chr20:0-1000000",)
+                     split={"test": ["chr20:1-1000000"], "gap": 20_000})
+    assert task.config.width == 2000 and task.config.split.test == ("chr20:1-1000000",)
     seeded = make_task("chromatin", {"path": "x.csv.gz"}, seed=7)
     assert seeded.config.seed == 7 and make_task("chromatin", {"path": "x", "seed": 1}, seed=7).config.seed == 1
     with pytest.raises(ValueError, match=r"chromatin task: unknown key windows; known: .*n_labels"):

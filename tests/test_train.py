@@ -234,7 +234,7 @@ def task_config(mlm_data: Path, name: str, task: str, args: dict, head: str, rmt
 
 def promoter_args(chr20_fasta, promoters_bed) -> dict:
     return {"tss_bed": str(promoters_bed), "fasta": str(chr20_fasta), "upstream": 99, "downstream": 50,
-            "split": {"valid": ["chr20:1000000-1400000"], "test": ["chr20:1420000-2000000"]}}
+            "split": {"valid": ["chr20:1000001-1400000"], "test": ["chr20:1420001-2000000"]}}
 
 
 def test_finetune_promoter_and_evaluate(mlm_data, pretrained, chr20_fasta, promoters_bed):
@@ -257,7 +257,7 @@ def test_finetune_promoter_and_evaluate(mlm_data, pretrained, chr20_fasta, promo
 def test_rmt_token_task_finetune(mlm_data, pretrained, chr20_fasta, spliceai_table):
     args = {"table": str(spliceai_table), "fasta": str(chr20_fasta), "center": 300, "flank": 150,
             "exclude_paralogs_from": [],
-            "split": {"valid": ["chr20:1000000-1400000"], "test": ["chr20:1420000-2000000"]}}
+            "split": {"valid": ["chr20:1000001-1400000"], "test": ["chr20:1420001-2000000"]}}
     cfg = task_config(mlm_data, "splice", "splice", args, "token_classification", rmt={"num_mem_tokens": 4},
                       max_eval_examples=40)
     out = run(TRAIN + ["rmt", "--config", str(cfg)])
@@ -307,8 +307,8 @@ def test_chromatin_and_enhancer_tasks_train_from_the_real_sample_files(mlm_data,
 
 
 def test_regions_and_kmer_baseline_commands(mlm_data, chr20_fasta, promoters_bed):
-    out = run(TRAIN + ["regions", "--fasta", str(chr20_fasta), "--valid", "chr20:1000000-1400000", "--test",
-                       "chr20:1420000-2000000", "--out", str(mlm_data / "regions")])
+    out = run(TRAIN + ["regions", "--fasta", str(chr20_fasta), "--valid", "chr20:1000001-1400000", "--test",
+                       "chr20:1420001-2000000", "--out", str(mlm_data / "regions")])
     assert out.returncode == 0, out.stderr
     table = (mlm_data / "regions" / "regions.bed").read_text().split("\n")
     assert "20\t1400000\t1420000\tgap" in table or any("\tgap" in line for line in table)

@@ -19,7 +19,6 @@ import pytest
 from genalm_models.genome import Genome, VcfReader, reverse_complement
 from kipoi_genalm.adapter import FolderModel
 from kipoi_genalm.veff import load_scoring_model, score_variants
-from kipoi_genalm.veff_io import BgzfWriter
 from kipoi_genalm.veff_scores import aligned_track_changes, max_change
 from kipoi_genalm.veff_variants import Allele, Window, alt_sequence, trim_alleles, variant_index
 
@@ -266,10 +265,7 @@ def test_vcf_gz_round_trip_and_table(promoter, chr20_fasta, tmp_path, centred_pr
     import pysam
 
     source = tmp_path / "in.vcf.gz"
-    with open(source, "wb") as handle:
-        writer = BgzfWriter(handle)
-        writer.write(TEST_VCF.read_bytes())
-        writer.close()
+    pysam.tabix_compress(str(TEST_VCF), str(source))
     out, table = tmp_path / "out.vcf.gz", tmp_path / "out.tsv.gz"
     result = score_variants(promoter, {"fasta_file": str(chr20_fasta)}, source, out, output_table=table,
                             scores=["diff", "logit"], progress=False)

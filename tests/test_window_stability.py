@@ -143,7 +143,7 @@ def test_stability_report_and_its_markdown(chr20_genome, promoters_bed):
 def promoter_config(chr20_fasta, promoters_bed, **more) -> dict:
     return {"tss_bed": str(promoters_bed), "fasta": str(chr20_fasta), "upstream": 249, "downstream": 50,
             "negatives": "genomic", "min_tss_distance": 5000,
-            "split": {"valid": ["chr20:1000000-1400000"], "test": ["chr20:1420000-2000000"]}, **more}
+            "split": {"valid": ["chr20:1000001-1400000"], "test": ["chr20:1420001-2000000"]}, **more}
 
 
 @pytest.mark.parametrize("negatives", ["genomic", "shuffle"])

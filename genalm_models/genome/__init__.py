@@ -22,12 +22,13 @@ from .common import (MAX_AMBIGUITY_WARNINGS, STRANDS, GenomeError, PathLike, num
 from .fasta import PAD_MODES, Genome, default_index_cache_dir, index_mismatch
 from .intervals import Interval, read_bed
 from .names import canonical_chrom, chrom_spellings, find_chrom, same_chrom
+from .regions import format_region_1based, parse_region_1based
 from .variants import apply_variants
 from .vcf import Genotype, VcfReader, VcfRecord, parse_genotype, read_vcf
 
 __all__ = [
     "MAX_AMBIGUITY_WARNINGS", "PAD_MODES", "STRANDS", "Genome", "GenomeError", "Genotype", "Interval", "PathLike",
     "VcfReader", "VcfRecord", "apply_variants", "canonical_chrom", "chrom_spellings", "default_index_cache_dir",
-    "find_chrom", "index_mismatch", "numbered_lines", "open_text", "parse_genotype", "read_bed", "read_vcf",
-    "reverse_complement", "same_chrom",
+    "find_chrom", "format_region_1based", "index_mismatch", "numbered_lines", "open_text", "parse_genotype",
+    "parse_region_1based", "read_bed", "read_vcf", "reverse_complement", "same_chrom",
 ]

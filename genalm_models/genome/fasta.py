@@ -7,6 +7,7 @@ Coordinates are 0-based, half-open `[start, end)` as in BED.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import hashlib
 import logging
 import os
@@ -15,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Union
 
+from ..io_utils import atomic_path
 from .common import (_GZIP_MAGIC, _NON_IUPAC, _NOT_ACGTN, MAX_AMBIGUITY_WARNINGS, STRANDS, GenomeError, PathLike,
                      _existing_file, _where, reverse_complement)
 from .intervals import Interval
@@ -261,20 +263,13 @@ class Genome:
         if fai.is_file() and (gzi is None or gzi.is_file()) and index_mismatch(self.path, fai, gzi) is None:
             return fai, gzi
 
-        # Build under temporary names and move into place, so that several processes starting at once
-        # never read a half-written index (the last rename wins; all build the same content).
-        token = f"{os.getpid()}.{secrets.token_hex(4)}.tmp"
-        tmp_fai = fai.with_name(f"{fai.name}.{token}")
-        tmp_gzi = gzi.with_name(f"{gzi.name}.{token}") if gzi is not None else None
-        try:
+        # Build under temporary names and move into place (io_utils.atomic_path), so that several processes
+        # starting at once never read a half-written index (the last rename wins; all build the same content).
+        # The .gzi goes into place before the .fai, whose presence says "index complete".
+        with contextlib.ExitStack() as stack:
+            tmp_fai = stack.enter_context(atomic_path(fai))
+            tmp_gzi = stack.enter_context(atomic_path(gzi)) if gzi is not None else None
             self._open_pyfaidx(tmp_fai, tmp_gzi, build=True).close()
-            if gzi is not None:
-                os.replace(tmp_gzi, gzi)
-            os.replace(tmp_fai, fai)
-        finally:
-            for leftover in (tmp_fai, tmp_gzi):
-                if leftover is not None and leftover.exists():
-                    leftover.unlink()
         return fai, gzi
 
     def _open_pyfaidx(self, fai: Path, gzi: Optional[Path], build: bool):

@@ -8,8 +8,8 @@ the longest published promoter window) separates any two regions of different sp
 split only if its whole window lies inside one region of that split; a window that overlaps a gap or crosses a
 region boundary is dropped. So two examples of different splits are always at least `gap` bp apart.
 
-Valid and test regions are given either as BED-like ranges (`"chr20:30000000-36000000"`, 0-based half-open) or as
-fractions: the chromosomes are then cut into blocks of `block_size` bp and whole blocks are drawn (seeded) for
+Valid and test regions are given either as ranges typed as samtools reads them (`"chr20:30,000,001-36,000,000"`,
+1-based, both ends inclusive: `genome.regions.parse_region_1based`) or as fractions: the chromosomes are then cut into blocks of `block_size` bp and whole blocks are drawn (seeded) for
 test, then valid, until they hold the requested fraction of the task's sites (TSSs, transcripts), or of the
 genome's length when no sites are given. Named test ranges are kept exactly; gaps are always carved out of the
 lower-priority neighbour (train < valid < test), so the test regions are exactly what was asked for.
@@ -28,13 +28,15 @@ A random split of overlapping genomic windows can leak between splits: prefer th
 from __future__ import annotations
 
 import bisect
-import re
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Optional, Sequence, TypeVar
 
 import numpy as np
 
 from ..genome import GenomeError, Interval, PathLike, numbered_lines
+from ..genome.intervals import merge_intervals
+from ..genome.names import canonical_chrom
+from ..genome.regions import parse_region_1based
 from ..io_utils import write_text_atomic
 from .base import SPLITS
 
@@ -45,12 +47,6 @@ _PRIORITY = {"train": 0, "valid": 1, "test": 2}
 RESERVED_CHROMOSOMES = frozenset({"X"})
 
 T = TypeVar("T")
-
-
-def canonical_chrom(name: str) -> str:
-    """`chr20` and `20` -> `20`; `chrM`, `M`, `MT` -> `M`: one spelling to compare names from BED and FASTA."""
-    bare = name[3:] if name.lower().startswith("chr") and len(name) > 3 else name
-    return "M" if bare.upper() in ("M", "MT") else bare
 
 
 def is_reserved_chromosome(name: str) -> bool:
@@ -75,41 +71,24 @@ class Region:
         return Interval(self.chrom, self.start, self.end, name=self.split)
 
 
-_RANGE = re.compile(r"^\s*([^:\s]+)\s*:\s*([0-9][0-9,_]*)\s*-\s*([0-9][0-9,_]*)\s*$")
-
-
 def parse_range(text: str, contig_lengths: Mapping[str, int], what: str = "range") -> tuple[str, int, int]:
-    """`"chr20:1,000,000-2,000,000"` -> `("20", 1000000, 2000000)` in the genome's own chromosome name.
-
-    0-based half-open like BED. A bare chromosome name (`"20"`) means the whole chromosome. An end past the
-    chromosome end is clipped to it (so `20:60000000-999999999` means "from 60 Mb to the end").
-    """
-    names = {canonical_chrom(name): name for name in contig_lengths}
-    match = _RANGE.match(text)
-    if match:
-        chrom_text, start_text, end_text = match.groups()
-        start, end = int(start_text.replace(",", "").replace("_", "")), int(end_text.replace(",", "").replace("_", ""))
-    elif text.strip() and ":" not in text:
-        chrom_text, start, end = text.strip(), 0, None
-    else:
-        raise ValueError(f"{what} {text!r} is not a range such as 'chr20:30000000-36000000' (0-based, half-open)")
+    """`"chr20:1,000,001-2,000,000"` -> `("20", 1000000, 2000000)`: a typed range (1-based, both ends inclusive, as
+    samtools reads it; `genome.regions.parse_region_1based`) as 0-based half-open coordinates in the genome's own
+    chromosome name. A bare chromosome name (`"20"`) means the whole chromosome; an end past the chromosome end is
+    clipped to it. Chromosome X is refused (reserved for independent evaluation)."""
+    chrom_text = text.strip().rpartition(":")[0] or text.strip()
     if is_reserved_chromosome(chrom_text):
         raise ValueError(f"{what} {text!r}: chromosome X is reserved for independent evaluation and is never used")
-    chrom = names.get(canonical_chrom(chrom_text))
-    if chrom is None:
-        raise ValueError(f"{what} {text!r}: chromosome {chrom_text!r} is not one of {', '.join(contig_lengths)}")
-    length = contig_lengths[chrom]
-    end = length if end is None else min(end, length)
-    if start >= end:
-        raise ValueError(f"{what} {text!r}: empty range on {chrom} (length {length})")
-    return chrom, start, end
+    region = parse_region_1based(text, contig_lengths, what)
+    return region.chrom, region.start, region.end
 
 
 @dataclass
 class RegionSplit:
     """How to cut the genome into train / valid / test regions (see the module docstring).
 
-    valid, test: BED-like ranges (`"chr20:30000000-36000000"`); when a split has ranges its fraction is ignored.
+    valid, test: ranges as samtools reads them (`"chr20:30,000,001-36,000,000"`, 1-based, both ends inclusive);
+        when a split has ranges its fraction is ignored.
     valid_fraction, test_fraction: otherwise, the fraction of sites (or of sequence) that goes to that split,
         drawn as whole blocks of `block_size` bp with `seed`.
     gap: the minimum distance in bp between regions of different splits; no example is placed in a gap.
@@ -330,14 +309,8 @@ class RegionTable:
                         for j in (i - 1, i + 1):
                             if 0 <= j < len(regions) and regions[j].split == GAP:
                                 chosen[j] = True
-            for region, keep in zip(regions, chosen):
-                if not keep:
-                    continue
-                if intervals and intervals[-1].chrom == chrom and intervals[-1].end == region.start:
-                    last = intervals.pop()
-                    intervals.append(Interval(chrom, last.start, region.end, name="excluded"))
-                else:
-                    intervals.append(Interval(chrom, region.start, region.end, name="excluded"))
+            merged = merge_intervals(region.to_interval() for region, keep in zip(regions, chosen) if keep)
+            intervals.extend(Interval(chrom, start, end, name="excluded") for _, start, end in merged)
         return intervals
 
     def write_bed(self, path: PathLike) -> None:

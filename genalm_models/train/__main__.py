@@ -189,7 +189,8 @@ def main(argv: list[str] | None = None) -> None:
 
     p = sub.add_parser("regions", help="split a genome into train/valid/test regions separated by gaps")
     p.add_argument("--fasta", required=True)
-    p.add_argument("--valid", nargs="+", required=True, help="ranges like chr20:32000000-36000000")
+    p.add_argument("--valid", nargs="+", required=True,
+                   help="ranges as samtools reads them (1-based, both ends inclusive), like chr20:32000001-36000000")
     p.add_argument("--test", nargs="+", required=True)
     p.add_argument("--gap", type=int, default=16_000, help="bp between regions of different splits")
     p.add_argument("--out", required=True, help="folder for regions.bed, heldout.bed, not_valid.bed")

@@ -22,7 +22,7 @@ import torch
 from safetensors.torch import save as safetensors_bytes
 
 from ..checkpoint import read_safetensors, save_model
-from ..io_utils import atomic_write, write_text_atomic
+from ..io_utils import atomic_write, move_into_place, write_text_atomic
 from ..tokenizer import GenaTokenizer
 
 LATEST = "latest"
@@ -94,9 +94,7 @@ def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, tokenizer:
     meta.update(step=step, scaler=scaler.state_dict() if scaler else None,
                 world_size=len(rng_states), **extra)
     write_text_atomic(tmp / "trainer.json", json.dumps(meta, indent=1, default=float) + "\n")
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
+    move_into_place(tmp, final)  # an old folder of that step is swapped out, never mixed with the new one
     write_text_atomic(ckpt_root / LATEST, final.name + "\n")
     # prune old checkpoints (never the one just written)
     done = sorted(p for p in ckpt_root.glob("step_*") if p.is_dir())

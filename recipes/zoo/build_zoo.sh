@@ -22,8 +22,8 @@ train_run() {  # train_run COMMAND CONFIG [overrides...]: start, or resume if th
 for stage in $stages; do case $stage in
 prepare)
   # chr20 regions: valid 32-36 Mb, test 42-48 Mb (16 kb gaps); the rest trains. Never chrX.
-  [ -f $Z/regions/regions.bed ] || $T regions --fasta $FASTA --valid chr20:32000000-36000000 \
-      --test chr20:42000000-48000000 --out $Z/regions
+  [ -f $Z/regions/regions.bed ] || $T regions --fasta $FASTA --valid chr20:32000001-36000000 \
+      --test chr20:42000001-48000000 --out $Z/regions
   [ -f $Z/tokenizer/tokenizer.json ] || $T tokenizer --fasta $FASTA --exclude-regions $Z/regions/heldout.bed \
       --vocab-size 4096 --out $Z/tokenizer
   [ -f $Z/corpus_train/manifest.json ] || $T corpus --fasta $FASTA --output-dir $Z/corpus_train --passes 3 \

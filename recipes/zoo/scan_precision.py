@@ -56,13 +56,13 @@ def main() -> None:
 
     from genalm_models.genome import read_bed
     from genalm_models.io_utils import write_text_atomic
-    from kipoi_genalm.scan import parse_region
+    from genalm_models.genome import parse_region_1based, same_chrom
 
-    chrom, start, end = parse_region(args.region)
-    same_chrom = {chrom, chrom.replace("chr", ""), "chr" + chrom.replace("chr", "")}
+    region = parse_region_1based(args.region, what="--region")
+    start, end = region.start, region.end
     tss = {"+": [], "-": []}
     for interval in read_bed(args.tss):
-        if interval.chrom in same_chrom and start <= interval.start < end:
+        if same_chrom(interval.chrom, region.chrom) and start <= interval.start < end:
             tss[interval.strand if interval.strand in "+-" else "+"].append(interval.start)
     result = {"model": args.model, "region": args.region, "step": args.step, "tolerance": args.tolerance,
               "n_tss": sum(len(v) for v in tss.values()), "thresholds": {}}
