@@ -1,8 +1,11 @@
 """Model configuration: the GENA-LM backbone, its head and the optional RMT wrapper.
 
-`GenaConfig` reads and writes Hugging-Face-style `config.json` files, so the official GENA-LM configs
-(`L12-H768-A12-V32k-preln.json`, ...) load as they are, and the folders we export are readable by anyone who
-knows the official format. Keys we do not use are kept in `extra` and written back unchanged.
+`GenaConfig` is a `transformers.PretrainedConfig` of model type "gena-lm" (registered with `AutoConfig` by
+`modeling_gena.register_auto_classes`; transformers' own "bert" type is left alone). It reads and writes
+Hugging-Face-style `config.json` files: the official GENA-LM configs (`L12-H768-A12-V32k-preln.json`, ...,
+model_type "bert", `pre_layer_norm`) load as they are, and the files we write keep the official keys, so the
+official code also reads them (it only warns that the model type is not "bert"). Keys we do not use are kept in
+`extra` and written back unchanged.
 """
 from __future__ import annotations
 
@@ -11,7 +14,9 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+from transformers import PretrainedConfig
 
 
 class ConfigError(ValueError):
@@ -21,6 +26,8 @@ class ConfigError(ValueError):
 PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
 HIDDEN_ACTS = ("gelu", "gelu_new", "relu")
 SEGMENT_PADDINGS = ("masked", "official")
+MODEL_TYPE = "gena-lm"                 # what our config.json files say; registered with transformers' AutoConfig
+READ_MODEL_TYPES = (None, "bert", MODEL_TYPE)  # what we read: official GENA-LM files say "bert"
 
 
 @dataclass
@@ -64,13 +71,18 @@ class RMTConfig:
                               f"{self.segment_padding!r}")
 
 
-@dataclass
-class GenaConfig:
-    """A GENA-LM BERT encoder plus the head on top of it.
+class GenaConfig(PretrainedConfig):
+    """A GENA-LM BERT encoder plus the head on top of it; a `transformers.PretrainedConfig` (a dataclass, as all
+    configs of transformers 5).
 
     Field names and defaults follow the official GENA-LM `config.json` (bert-base-t2t). `last_layer_norm=None` means
-    "absent from the file": it then follows `pre_layer_norm`, as in the published code.
+    "absent from the file": it then follows `pre_layer_norm`, as in the published code. Build one with keywords
+    (`GenaConfig(hidden_size=..., ...)`), `from_dict` / `from_json` / `from_pretrained` (a folder or hub id);
+    `to_dict` is the config.json content (`OWN_FIELDS` plus `extra`, model_type "gena-lm"). The transformers fields
+    of the base class (`return_dict`, `dtype`, ...) keep their defaults and are not written.
     """
+
+    model_type: ClassVar[str] = MODEL_TYPE
 
     vocab_size: int = 32000
     hidden_size: int = 768
@@ -88,7 +100,8 @@ class GenaConfig:
     pre_layer_norm: bool = True
     last_layer_norm: bool | None = None
     position_embedding_type: str = "absolute"
-    # Head. `num_labels` outputs; problem_type picks the loss (HF names).
+    # Head. `num_labels` outputs; problem_type picks the loss (HF names). A field here (transformers derives it
+    # from id2label): an absent id2label stays absent in the files we write.
     num_labels: int = 2
     problem_type: str | None = None
     id2label: dict[int, str] | None = None
@@ -101,6 +114,13 @@ class GenaConfig:
     rmt: RMTConfig | None = None
     # Keys of the source file that we do not interpret, written back as they were.
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self, **kwargs: Any) -> None:
+        super().__post_init__(**kwargs)
+        if isinstance(self.rmt, dict):  # GenaConfig(rmt={...}) as in a config.json
+            self.rmt = RMTConfig(**self.rmt)
+        # transformers' pipelines read label2id beside id2label
+        self.label2id = {v: int(k) for k, v in self.id2label.items()} if self.id2label else None
 
     # ---- derived -------------------------------------------------------------------------------------------
     @property
@@ -188,8 +208,26 @@ class GenaConfig:
 
     # ---- (de)serialisation ---------------------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "config") -> "GenaConfig":
-        data = dict(data)
+    def from_dict(cls, config_dict: dict[str, Any], source: str = "config", **kwargs: Any) -> "GenaConfig":
+        """A config from a config.json dict (official GENA-LM: model_type "bert"; ours: "gena-lm"). Raises
+        ConfigError (one line, naming `source`) for a sparse or BigBird config, another model type, a bad `rmt`
+        section or a bad value.
+
+        kwargs: as transformers' `PretrainedConfig.from_dict` (what `from_pretrained` and `AutoConfig` pass): fields
+        to override (`num_labels=3`), `return_unused_kwargs` (then returns `(config, unused kwargs)`), and the
+        bookkeeping keys transformers adds (`name_or_path`, `_from_auto`, ...).
+        """
+        data = dict(config_dict)
+        return_unused = kwargs.pop("return_unused_kwargs", False)
+        name_or_path = kwargs.pop("name_or_path", None)
+        for key in ("_from_auto", "_from_pipeline", "_commit_hash"):
+            kwargs.pop(key, None)
+        own = set(OWN_FIELDS)
+        unused = {k: v for k, v in kwargs.items() if k not in own}
+        overrides = {k: v for k, v in kwargs.items() if k in own}
+        if "num_labels" in overrides and "id2label" not in overrides:
+            data.pop("id2label", None)  # a new number of labels replaces the file's label names
+        data.update(overrides)
         if data.get("sparse_attention") or data.get("sparse_config_cls"):
             raise ConfigError(
                 f"{source}: this is a block-sparse (BigBird-style, DeepSpeed sparse attention) GENA-LM config. "
@@ -200,38 +238,48 @@ class GenaConfig:
                 f"{source}: this is a stock Hugging Face BigBird config (gena-lm-bigbird-base-t2t). It is not a "
                 "GENA-LM BERT; checkpoint.load_model(folder) loads it with transformers' own BigBird classes "
                 "(genalm_models/bigbird.py).")
-        if data.get("model_type") not in (None, "bert"):
+        if data.get("model_type") not in READ_MODEL_TYPES:
             raise ConfigError(f"{source}: model_type {data.get('model_type')!r} is not a GENA-LM BERT model")
-        known = {f.name for f in dataclasses.fields(cls)} - {"extra", "rmt"}
-        kwargs = {k: data.pop(k) for k in list(data) if k in known}
+        data.pop("model_type", None)
+        kwargs = {k: data.pop(k) for k in list(data) if k in own and k != "rmt"}
         rmt = data.pop("rmt", None)
-        if rmt is not None:
+        if rmt is not None and not isinstance(rmt, RMTConfig):
             try:
                 kwargs["rmt"] = RMTConfig(**rmt)
             except TypeError as err:
                 raise ConfigError(f"{source}: bad rmt section {rmt!r}: {err}") from None
+        elif rmt is not None:
+            kwargs["rmt"] = rmt
         if kwargs.get("id2label"):
             kwargs["id2label"] = {int(k): str(v) for k, v in kwargs["id2label"].items()}
             kwargs.setdefault("num_labels", len(kwargs["id2label"]))
         data.pop("label2id", None)
-        cfg = cls(**kwargs, extra=data)
+        try:
+            cfg = cls(**kwargs, extra=data)
+        except (TypeError, ValueError) as err:  # transformers' strict field checks (problem_type, ...)
+            raise ConfigError(f"{source}: {str(err).splitlines()[0]}") from None
+        if name_or_path is not None:
+            cfg.name_or_path = name_or_path
         # HF configs may list labels without num_labels; keep the two consistent.
         if cfg.id2label and len(cfg.id2label) != cfg.num_labels:
             raise ConfigError(f"{source}: id2label has {len(cfg.id2label)} entries but num_labels is "
                               f"{cfg.num_labels}")
-        return cfg.validate(source)
+        cfg.validate(source)
+        return (cfg, unused) if return_unused else cfg
 
     def to_dict(self) -> dict[str, Any]:
+        """The config.json content: the official GENA-LM keys (absent optional ones stay absent), `extra` as read,
+        model_type "gena-lm"."""
         out: dict[str, Any] = dict(self.extra)
-        out.setdefault("model_type", "bert")
-        for f in dataclasses.fields(self):
-            if f.name in ("extra", "rmt"):
+        out["model_type"] = MODEL_TYPE
+        for name in OWN_FIELDS:
+            if name in ("extra", "rmt"):
                 continue
-            value = getattr(self, f.name)
-            if value is None and f.name in ("last_layer_norm", "problem_type", "id2label", "classifier_dropout",
-                                            "architectures", "tie_word_embeddings"):
+            value = getattr(self, name)
+            if value is None and name in ("last_layer_norm", "problem_type", "id2label", "classifier_dropout",
+                                          "architectures", "tie_word_embeddings"):
                 continue  # absent stays absent (last_layer_norm=None has a meaning)
-            out[f.name] = value
+            out[name] = value
         if self.id2label:
             out["id2label"] = {str(k): v for k, v in self.id2label.items()}
             out["label2id"] = {v: int(k) for k, v in self.id2label.items()}
@@ -240,6 +288,17 @@ class GenaConfig:
             if self.rmt.segment_padding == "masked":
                 del out["rmt"]["segment_padding"]  # the default: files written before the option stay the same
         return out
+
+    def to_diff_dict(self) -> dict[str, Any]:
+        """transformers writes this one (`to_json_string`, `save_pretrained`): the same as `to_dict`."""
+        return self.to_dict()
+
+    def save_pretrained(self, save_directory: str | os.PathLike, push_to_hub: bool = False, **kwargs: Any) -> None:
+        """transformers' name for `save` (config.json, written atomically). push_to_hub is not supported."""
+        if push_to_hub:
+            raise NotImplementedError("GenaConfig.save_pretrained: push_to_hub is not supported; upload the folder "
+                                      "with `hf upload`")
+        self.save(save_directory)
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> "GenaConfig":
@@ -264,4 +323,10 @@ class GenaConfig:
         return path
 
     def replace(self, **changes: Any) -> "GenaConfig":
+        """A validated copy with `changes` (fields of `OWN_FIELDS`)."""
         return dataclasses.replace(self, **changes).validate()
+
+
+# The fields that are ours (the config.json keys we interpret), in their order; dataclasses.fields(GenaConfig) also
+# lists the transformers base-class fields.
+OWN_FIELDS: tuple[str, ...] = tuple(name for name in GenaConfig.__annotations__ if name != "model_type")

@@ -11,19 +11,28 @@ Faithful to the published GENA-LM models (see ../shared/docs/gena-lm-reference.m
 Module and parameter names reproduce the official checkpoints (`bert.encoder.layer.N.pre_attention_ln.weight`, ...)
 so `state_dict()` is directly an official-format checkpoint. Loading and saving checkpoints lives in `checkpoint.py`.
 
+The heads are `transformers.PreTrainedModel`s (config class `GenaConfig`, base model prefix "bert"): their
+`from_pretrained` / `save_pretrained` go through `checkpoint.load_model` / `save_model` (strict about missing and
+unused weights, pickle-free), and `register_auto_classes` (run when this module is imported) makes the Auto classes
+build them for config.json files of model type "gena-lm" - never for transformers' own "bert".
+
 Attention runs through `torch.nn.functional.scaled_dot_product_attention` with a key-padding mask, so a token's
 output does not depend on how much padding its batch carries.
 """
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import PreTrainedModel
+from transformers.utils import ModelOutput
 
-from .config import GenaConfig
+from .config import MODEL_TYPE, GenaConfig
 
 ACTIVATIONS = {
     "gelu": F.gelu,
@@ -33,13 +42,17 @@ ACTIVATIONS = {
 
 
 @dataclass
-class GenaOutput:
-    """What every head returns. `hidden_states` is the final encoder output (after the last LayerNorm, if any);
-    RMT reads its memory from it."""
+class GenaOutput(ModelOutput):
+    """What every head returns (a transformers `ModelOutput`: `out.loss`, `out["loss"]`, `out[0]`).
 
-    logits: torch.Tensor | None
-    hidden_states: torch.Tensor
+    loss: scalar, when labels were given. logits: (B, T, vocab) MLM, (B, C) sequence, (B, T, C) token heads; None for
+    the embedding head. hidden_states: (B, T, H), the final encoder output (after the last LayerNorm, if any) - one
+    tensor, not transformers' tuple of every layer; RMT reads its memory from it.
+    """
+
     loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    hidden_states: torch.Tensor | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -221,25 +234,39 @@ class GenaModel(nn.Module):
 # ---------------------------------------------------------------------------------------------------------------
 # Heads
 # ---------------------------------------------------------------------------------------------------------------
-class GenaPreTrainedModel(nn.Module):
-    """Shared weight initialisation (BERT's, with GENA-LM's scaled pre-LN output projections)."""
+class GenaPreTrainedModel(PreTrainedModel):
+    """Shared by the heads: a `transformers.PreTrainedModel` whose weight initialisation is BERT's, with GENA-LM's
+    scaled pre-LN output projections, and whose loading and saving are `checkpoint.py`'s."""
 
+    config_class = GenaConfig
     config: GenaConfig
+    base_model_prefix = "bert"      # official state-dict names: bert.embeddings..., bert.encoder...
+    main_input_name = "input_ids"
+    _no_split_modules = ["GenaLayer"]
+    _supports_sdpa = True
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """BERT's initialisation of one module (normal(0, initializer_range) weights, zero biases and padding row,
+        unit LayerNorms)."""
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=std)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=std)
+            if module.padding_idx is not None:
+                module.weight[module.padding_idx].zero_()
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
 
     def init_weights(self) -> None:
+        """Initialise every module (`_init_weights`, in module order), scale the pre-LN output projections, tie.
+        Called by transformers' `post_init` at the end of each head's __init__."""
         std = self.config.initializer_range
         for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, std=std)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Embedding):
-                nn.init.normal_(module.weight, std=std)
-                if module.padding_idx is not None:
-                    with torch.no_grad():
-                        module.weight[module.padding_idx].zero_()
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+            self._init_weights(module)
         if self.config.pre_layer_norm:
             # Residual branches add up over 2 * layers sublayers: scale their output projections down.
             scaled = std / math.sqrt(2 * self.config.num_hidden_layers)
@@ -248,12 +275,111 @@ class GenaPreTrainedModel(nn.Module):
                 nn.init.normal_(layer.output.dense.weight, std=scaled)
         self.tie_weights()
 
-    def tie_weights(self) -> None:
-        pass
+    def tie_weights(self, missing_keys: set[str] | None = None, recompute_mapping: bool = True) -> None:
+        """No tied weights but the MLM decoder's (GenaForMaskedLM); transformers' arguments are accepted."""
 
     @property
     def word_embeddings(self) -> nn.Embedding:
         return self.bert.embeddings.word_embeddings
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.bert.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.bert.embeddings.word_embeddings = value
+
+    # ---- transformers' loading and saving, through checkpoint.py ----------------------------------------------
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *model_args: Any,
+                        config: GenaConfig | None = None, revision: str | None = None, strict: bool = False,
+                        allow_missing: bool | Sequence[str] = False, allow_unexpected: bool | Sequence[str] = False,
+                        num_labels: int | None = None, dtype: torch.dtype | str | None = None,
+                        torch_dtype: torch.dtype | str | None = None, cache_dir: str | os.PathLike | None = None,
+                        local_files_only: bool | None = None, **kwargs: Any) -> nn.Module:
+        """This head with the weights of a model folder or Hugging Face hub repository.
+
+        pretrained_model_name_or_path: a folder (official GENA-LM: config.json with model_type "bert" and
+        `pytorch_model.bin`, read tensors-only; ours: model_type "gena-lm", `model.safetensors`), a run directory,
+        or a hub id `ORG/NAME` (revision: a branch such as `promoters_2000_run_1`; fetched once into the Hugging
+        Face cache by `hub.fetch`, offline with HF_HUB_OFFLINE=1 or local_files_only=True). No code from the hub is
+        run: `auto_map` is ignored.
+
+        Unlike transformers' own from_pretrained, which only warns, a parameter of the model that the checkpoint
+        lacks or a checkpoint parameter the model does not use is a `checkpoint.CheckpointError` unless allowed:
+        `allow_missing` / `allow_unexpected` (True, or name prefixes such as ("classifier.", "bert.pooler.")),
+        `strict` (no mismatch at all); the heads' own by-design exceptions are `checkpoint.UNUSED_BY_HEAD`.
+        num_labels: a classifier of that many outputs (fine-tuning; pass allow_missing=("classifier.",)). dtype:
+        cast the loaded model (e.g. torch.bfloat16; "auto" keeps float32). config: used instead of the folder's
+        config.json (what `AutoModel*.from_pretrained` passes). Other transformers loading options are refused
+        with a TypeError naming them.
+
+        Returns this head; a folder whose config has an `rmt` section (or an official RMT checkpoint) returns the
+        `rmt.RMT` wrapper around this head, whose forward takes content tokens without [CLS]/[SEP]
+        (`tokenizer(seqs, add_special_tokens=False)`). ConfigError / CheckpointError / hub.HubError: one line
+        naming the file or repository and the problem.
+        """
+        from .checkpoint import load_model, resolve_model_folder
+
+        # transformers' options that do not change what is loaded (the Auto classes pass them all); anything else
+        # set is refused rather than silently ignored
+        harmless = {"_from_auto", "_from_pipeline", "trust_remote_code", "use_safetensors", "force_download", "token",
+                    "proxies", "code_revision", "adapter_kwargs"}
+        refused = {k: v for k, v in kwargs.items() if v not in (None, False, {}, "")
+                   and (k not in harmless or (k == "adapter_kwargs" and "_adapter_model_path" in v))}
+        if kwargs.get("attn_implementation") in ("sdpa", "eager"):
+            refused.pop("attn_implementation")
+        if model_args or refused:
+            raise TypeError(f"{cls.__name__}.from_pretrained: unsupported arguments "
+                            f"{', '.join(sorted(refused)) or 'positional model_args'}")
+        head = next((h for h, c in HEADS.items() if c is cls), None)
+        if head is None:
+            raise TypeError(f"{cls.__name__}.from_pretrained: use one of the heads {', '.join(c.__name__ for c in HEADS.values())}")
+        source = str(pretrained_model_name_or_path)
+        path = os.path.expanduser(source)
+        if os.path.isdir(path) or source.startswith("hf://"):
+            folder = resolve_model_folder(path)
+        else:  # a hub id ORG/NAME
+            from .hub import fetch
+
+            folder = fetch(source, revision or "main", cache=cache_dir,
+                           offline=True if local_files_only else None).folder
+        if config is not None and not isinstance(config, GenaConfig):
+            raise TypeError(f"{cls.__name__}.from_pretrained: config must be a GenaConfig, got "
+                            f"{type(config).__name__}")
+        model, _ = load_model(folder, head=head, config=config, strict=strict, num_labels=num_labels,
+                              allow_missing=allow_missing, allow_unexpected=allow_unexpected)
+        dtype = dtype if dtype is not None else torch_dtype
+        if isinstance(dtype, str) and dtype != "auto":
+            dtype = getattr(torch, dtype)
+        if isinstance(dtype, torch.dtype):
+            model = model.to(dtype)
+        if kwargs.get("attn_implementation") in ("sdpa", "eager"):
+            set_attention_implementation(model, kwargs["attn_implementation"])
+        inner = getattr(model, "model", model)
+        inner.name_or_path = inner.config.name_or_path = source
+        return model.eval()
+
+    def save_pretrained(self, save_directory: str | os.PathLike, is_main_process: bool = True,
+                        state_dict: dict[str, torch.Tensor] | None = None, safe_serialization: bool = True,
+                        push_to_hub: bool = False, **kwargs: Any) -> None:
+        """`checkpoint.save_model`: config.json (official keys, model_type "gena-lm", `architectures` naming the
+        head) and model.safetensors (official names, tied decoder stored once), each written atomically. The folder
+        loads back with `from_pretrained` / `AutoModel*` after importing genalm_models, with `checkpoint.load_model`,
+        and with the official GENA-LM code. Only safetensors are written; state_dict, when given, must be this
+        model's own (transformers' Trainer passes it); push_to_hub is not supported."""
+        from .checkpoint import save_model
+
+        if push_to_hub or not safe_serialization:
+            raise NotImplementedError("save_pretrained writes safetensors to a local folder only "
+                                      "(push_to_hub / safe_serialization=False are not supported)")
+        if state_dict is not None:
+            own = self.state_dict()
+            if state_dict.keys() != own.keys() or any(state_dict[k] is not own[k] and not torch.equal(
+                    state_dict[k].cpu(), own[k].cpu()) for k in own):
+                raise NotImplementedError("save_pretrained(state_dict=...): only the model's own weights can be "
+                                          "saved")
+        if is_main_process:
+            save_model(self, save_directory)
 
 
 class GenaPredictionHead(nn.Module):
@@ -279,14 +405,13 @@ class GenaForMaskedLM(GenaPreTrainedModel):
     """Masked LM. `labels` uses -100 for positions that carry no loss (HF convention)."""
 
     def __init__(self, config: GenaConfig):
-        super().__init__()
-        self.config = config
+        super().__init__(config)
         self.bert = GenaModel(config, add_pooling_layer=False)
         self.cls = nn.Module()
         self.cls.predictions = GenaPredictionHead(config)
-        self.init_weights()
+        self.post_init()
 
-    def tie_weights(self) -> None:
+    def tie_weights(self, missing_keys: set[str] | None = None, recompute_mapping: bool = True) -> None:
         """Share the word-embedding matrix with the decoder, unless `config.tie_word_embeddings` is false (HF
         semantics): then the decoder keeps a matrix of its own (a copy of the embeddings if it was tied)."""
         embeddings = self.bert.embeddings.word_embeddings.weight
@@ -328,13 +453,12 @@ class GenaForSequenceClassification(GenaPreTrainedModel):
     """Classification or regression on the pooled [CLS] token (`problem_type` picks the loss)."""
 
     def __init__(self, config: GenaConfig):
-        super().__init__()
-        self.config = config
+        super().__init__(config)
         self.bert = GenaModel(config, add_pooling_layer=True)
         dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.init_weights()
+        self.post_init()
 
     def head(self, h: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.dropout(self.bert.pooler(h)))
@@ -388,14 +512,13 @@ class GenaForTokenClassification(GenaPreTrainedModel):
     sites are multi-label (acceptor / donor); an absent problem_type is single-label, as in the official code."""
 
     def __init__(self, config: GenaConfig):
-        super().__init__()
-        self.config = config
+        super().__init__(config)
         self.bert = GenaModel(config, add_pooling_layer=False)
         dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.register_buffer("pos_weight", None, persistent=False)
-        self.init_weights()
+        self.post_init()
 
     def head(self, h: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.dropout(h))
@@ -414,10 +537,9 @@ class GenaForEmbedding(GenaPreTrainedModel):
     """The bare backbone as a model with the common interface: logits are None, hidden_states the embeddings."""
 
     def __init__(self, config: GenaConfig):
-        super().__init__()
-        self.config = config
+        super().__init__(config)
         self.bert = GenaModel(config, add_pooling_layer=False)
-        self.init_weights()
+        self.post_init()
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, inputs_embeds=None,
                 labels=None) -> GenaOutput:
@@ -463,3 +585,26 @@ def build_model(config: GenaConfig, head: str) -> GenaPreTrainedModel:
     if head not in HEADS:
         raise ValueError(f"unknown head {head!r}; choose one of {sorted(HEADS)}")
     return HEADS[head](config)
+
+
+def register_auto_classes() -> None:
+    """Make transformers' Auto classes build our heads for config.json files of model type "gena-lm" (the files we
+    write): `AutoConfig` -> GenaConfig, `AutoModel` -> GenaForEmbedding (the backbone; `.hidden_states`),
+    `AutoModelForMaskedLM`, `AutoModelForSequenceClassification`, `AutoModelForTokenClassification` -> our heads.
+
+    Registration in the Auto mappings is transformers' extension point for models outside the library; it adds the
+    "gena-lm" type and changes nothing else: "bert" folders (the official ones) still build transformers'
+    BertModel, which ignores `pre_layer_norm` - load those with our classes (`GenaForMaskedLM.from_pretrained`).
+    Run once when this module is imported (so by anything that loads a model); running it again is harmless.
+    """
+    from transformers import (AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification,
+                              AutoModelForTokenClassification)
+
+    AutoConfig.register(MODEL_TYPE, GenaConfig, exist_ok=True)
+    for auto, head in ((AutoModel, "embedding"), (AutoModelForMaskedLM, "mlm"),
+                       (AutoModelForSequenceClassification, "sequence_classification"),
+                       (AutoModelForTokenClassification, "token_classification")):
+        auto.register(GenaConfig, HEADS[head], exist_ok=True)
+
+
+register_auto_classes()

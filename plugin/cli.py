@@ -13,6 +13,7 @@
   genalm-kipoi score-variants  variant effects (kipoi-veff style): VCF in, VCF with KV:kipoi:<model>:<SCORE> INFO
                              fields out (+ optional table), centred windows or the windows of BED regions
   genalm-kipoi plot-effects  per-position effect track of a scored VCF/table -> PNG
+  genalm-kipoi merge         merge the shards of a sharded score-variants / scan (--shard JOB/JOBS, torchrun)
 
 MODEL is a bundled name (GENA-LM/promoter), a model folder path, or (predict only) any name of a Kipoi source.
 Exit status: 0 success, 1 registration conflict or FASTA mismatch, 2 bad input (message names file and line).
@@ -143,13 +144,39 @@ def cmd_scan(args) -> int:
     from genalm_models.io_utils import check_output_path
 
     check_output_path(args.output, (args.fasta,))  # before the model loads
+    region = parse_region_1based(args.region, what="--region")
+    request = ScanRequest(region.chrom, region.start, region.end, step=args.step, strand=args.strand, output=args.output_label)
+    if _sharded(args):
+        from .distributed import parse_shard, scan_sharded
+
+        print(scan_sharded(args.model, args.fasta, request, args.output, job=parse_shard(args.shard),
+                           resume=args.resume, shard_bp=args.shard_bp, work_dir=args.shards_dir,
+                           bigwig=args.bigwig, options=_options(args), group_dir=_group_dir(args),
+                           progress=not args.no_progress))
+        return 0
     folder = _require_folder(args.model, _group_dir(args))
     options = PredictOptions().with_environment().merged(_options(args), "command line")
     model = FolderModel(folder, options)
-    region = parse_region_1based(args.region, what="--region")
-    request = ScanRequest(region.chrom, region.start, region.end, step=args.step, strand=args.strand, output=args.output_label)
     count = scan_to_bedgraph(model, args.fasta, request, args.output, progress=not args.no_progress)
     print(f"{count} bedGraph lines written to {args.output}")
+    if args.bigwig:
+        from .distributed import bedgraph_to_bigwig
+
+        print(f"bigWig {args.bigwig}: {bedgraph_to_bigwig(args.output, args.bigwig, args.fasta)} entries")
+    return 0
+
+
+def _sharded(args) -> bool:
+    """Run in shards (kipoi_genalm.distributed): under torchrun, with --shard i/n, or with --resume."""
+    from .distributed import under_torchrun
+
+    return args.shard is not None or args.resume or under_torchrun()
+
+
+def cmd_merge(args) -> int:
+    from .distributed import merge
+
+    print(merge(args.output, args.shards_dir))
     return 0
 
 
@@ -186,6 +213,21 @@ def cmd_score_variants(args) -> int:
         raise ValueError("--dataloader-args must be a JSON object")
     dl_args["fasta_file"] = args.fasta
     options = _options(args)
+    if _sharded(args):
+        from .distributed import parse_shard, score_variants_sharded
+
+        if args.mlm_estimator != "pll":
+            raise ValueError(f"--mlm-estimator {args.mlm_estimator}: sharded runs (--shard) score with pll only")
+
+        print(score_variants_sharded(
+            args.model, dl_args, args.vcf, args.output, job=parse_shard(args.shard), resume=args.resume,
+            shard_records=args.shard_records, work_dir=args.shards_dir, restriction_bed=args.regions,
+            output_table=args.table, progress=not args.no_progress, device=options["device"],
+            group_dir=args.group_dir, scores=args.scores, seq_length=args.seq_length,
+            rc_average=options["rc_average"], chunk_size=args.chunk_size, llr_flank=args.llr_flank,
+            splice_distance=args.splice_distance, source=args.source, precision=options["precision"],
+            batch_size=options["batch_size"], allow_ref_mismatch=args.allow_ref_mismatch))
+        return 0
     result = score_variants(
         args.model, dl_args, args.vcf, args.output, scores=args.scores, batch_size=options["batch_size"],
         restriction_bed=args.regions, output_table=args.table, seq_length=args.seq_length,
@@ -241,6 +283,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None, help="Hugging Face cache folder (default: HF_HUB_CACHE / HF_HOME)")
     p.set_defaults(func=cmd_download)
 
+    def shard_options(p, unit_option):
+        p.add_argument("--shard", default=None, metavar="JOB/JOBS",
+                       help="run only job JOB of JOBS (0-based) of the shard plan, for workflow engines; then "
+                            "`genalm-kipoi merge`. Under torchrun the ranks share the shards by themselves")
+        p.add_argument("--resume", action="store_true",
+                       help="keep the finished shards of an interrupted run (refused if inputs or settings changed)")
+        p.add_argument("--shards-dir", default=None, help="folder of the shards and manifest (default: <output>.shards)")
+        unit_option(p)
+
     def model_options(p):
         p.add_argument("--rc-average", action="store_true", help="average with the reverse complement")
         p.add_argument("--precision", choices=["fp32", "bf16"], default=None)
@@ -272,8 +323,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-label", default=None, help="which output to write (default: the first)")
     p.add_argument("-o", "--output", required=True, help="output .bedGraph")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--bigwig", default=None, help="also write the track as bigWig (pyBigWig)")
     group_dir_option(p)
     model_options(p)
+    shard_options(p, lambda q: q.add_argument("--shard-bp", type=int, default=1_000_000,
+                                              help="bp per shard in sharded runs (rounded to the scan's chunks)"))
     p.set_defaults(func=cmd_scan)
 
     p = sub.add_parser("check-fasta", help="compare a FASTA's contig lengths with the model's reference")
@@ -313,7 +367,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     group_dir_option(p)
     model_options(p)
+    shard_options(p, lambda q: q.add_argument("--shard-records", type=int, default=10_000,
+                                              help="VCF records per shard in sharded runs (cut where no model "
+                                                   "window spans the cut; at most twice this)"))
     p.set_defaults(func=cmd_score_variants)
+
+    p = sub.add_parser("merge", help="merge the finished shards of a sharded score-variants / scan into -o")
+    p.add_argument("output", help="the -o of the sharded run (out.vcf.gz, out.bedGraph)")
+    p.add_argument("--shards-dir", default=None, help="folder of the shards (default: <output>.shards)")
+    p.set_defaults(func=cmd_merge)
 
     p = sub.add_parser("plot-effects", help="draw the per-position effect track of a scored VCF or table")
     p.add_argument("scored", help="VCF written by score-variants, or its table (.tsv/.tsv.gz/.parquet)")
