@@ -22,7 +22,7 @@ from genalm_models.predict import Predictor, forward_content, max_content_tokens
 from genalm_models.tokenizer import GenaTokenizer
 from kipoi_genalm import official
 
-transformers = pytest.importorskip("transformers")
+import transformers
 
 OFFICIAL_CONFIG = OFFICIAL_TOKENIZER.parent / "configs" / "hf_bigbird_L12-H768-A12-V32k-L4096.json"
 pytestmark = pytest.mark.skipif(not OFFICIAL_CONFIG.is_file(), reason="../shared/data/gena_lm_official missing")

@@ -43,7 +43,7 @@ def _chr20_fasta() -> Path:
 
 
 def _fetch_chr20(start: int, end: int) -> str:
-    pysam = pytest.importorskip("pysam")
+    import pysam
     with pysam.FastaFile(str(_chr20_fasta())) as fasta:
         return fasta.fetch("20", start, end)
 
@@ -235,7 +235,7 @@ def test_save_load_round_trip_and_autotokenizer(official, real_dna, tmp_path):
     # A tokenizer.json path works as well as its folder.
     assert GenaTokenizer.from_pretrained(folder / "tokenizer.json").encode(sequences[0]) == official.encode(sequences[0])
 
-    transformers = pytest.importorskip("transformers")
+    import transformers
     hf = transformers.AutoTokenizer.from_pretrained(str(folder))
     assert (hf.pad_token_id, hf.cls_token_id, hf.sep_token_id, hf.mask_token_id, hf.unk_token_id) == (3, 1, 2, 4, 0)
     for sequence in sequences[:2]:
@@ -363,7 +363,7 @@ def test_trained_tokenizer_save_load_round_trip(small_trained, real_dna, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json"
     ]
-    transformers = pytest.importorskip("transformers")
+    import transformers
     hf = transformers.AutoTokenizer.from_pretrained(str(tmp_path))
     assert hf(sequences[1])["input_ids"] == small_trained.encode(sequences[1])
 
