@@ -368,8 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
     group_dir_option(p)
     model_options(p)
     shard_options(p, lambda q: q.add_argument("--shard-records", type=int, default=10_000,
-                                              help="VCF records per shard in sharded runs (cut where no model "
-                                                   "window spans the cut; at most twice this)"))
+                                              help="VCF records per shard in sharded runs, at least (cut where "
+                                                   "a single run starts a --chunk-size chunk and no window is "
+                                                   "shared across the cut)"))
     p.set_defaults(func=cmd_score_variants)
 
     p = sub.add_parser("merge", help="merge the finished shards of a sharded score-variants / scan into -o")
