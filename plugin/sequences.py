@@ -21,16 +21,16 @@ are logged, shown and counted for provenance (provenance.WarningHandler).
 
 The layers are kipoiseq's (read intervals, transform them, extract sequences, compose in the Dataset), but the
 pieces are ours where kipoiseq 0.7.1's are wrong for these models; tests/test_library_parity.py runs each kipoiseq
-piece next to ours and asserts both results: `kipoiseq.Interval.resize` places the window around a 1-bp interval
-one base further right than ours on '+' (the site at index 149 of a 300 bp window; ours at 150, where the trained
-models and the `kipoi test` expectations have it); `kipoiseq.transforms.functional.resize_interval` cannot
-change a `kipoiseq.Interval` (read-only start/end) and wraps a negative start to 4294967246 on a pybedtools
-Interval; `FastaStringExtractor` returns a
-shorter sequence past a contig end, fails before its start and knows `chr20` only as `chr20`;
-`StringSeqIntervalDl(num_chr_fasta=True)` keeps `chr20` on pandas 2 (`str.replace` no longer reads regexes) and
-cannot read a BED6 file without use_strand (it reads the name column as a numeric target). And kipoiseq imports
-kipoi, which this module must not. `ReferenceExtractor` has kipoiseq's extractor interface, so kipoiseq's
-`VariantSeqExtractor` composes with it (N-padding and name matching included), as the tests show.
+piece next to ours and asserts both results: `kipoiseq.Interval.resize` places the window around a 1-bp interval one
+base further right than ours on '+' (its `center()` of [500, 501) is 501; the site lands at index 149 of a 300 bp
+window, ours at 150, where the trained models and the `kipoi test` expectations have it);
+`kipoiseq.transforms.functional.resize_interval` cannot change a `kipoiseq.Interval` (read-only start/end) and wraps
+a negative start to 4294967246 on a pybedtools Interval; `FastaStringExtractor` returns a shorter sequence past a
+contig end, fails before its start and knows `chr20` only as `chr20`; `StringSeqIntervalDl(num_chr_fasta=True)`
+keeps `chr20` on pandas 2 (`str.replace` no longer reads regexes) and cannot read a BED6 file without use_strand (it
+reads the name column as a numeric target). And kipoiseq imports kipoi, which this module must not.
+`ReferenceExtractor` has kipoiseq's extractor interface, so kipoiseq's `VariantSeqExtractor` composes with it
+(N-padding and name matching included), as the tests show.
 """
 from __future__ import annotations
 

@@ -85,6 +85,9 @@ def test_fasta_string_extractor_lacks_n_padding_and_chromosome_name_matching(kip
 # ---- transforms: kipoiseq's resizing vs our windows ------------------------------------------------------------------
 def test_kipoiseq_interval_resize_shifts_a_1bp_site_window_one_base_right_of_ours_on_plus(kipoiseq):
     spec = window_spec(300)  # a centred 300-bp window, as the centred zoo models use
+    # The cause: kipoiseq's centre of the 1-bp interval [500, 501) is 501 on '+' (a base outside it), 500 on '-'.
+    assert kipoiseq.Interval("20", 500, 501, strand="+").center() == 501
+    assert kipoiseq.Interval("20", 500, 501, strand="-").center() == 500 == Interval("20", 500, 501).center
     for strand, theirs_start in (("+", 351), ("-", 350)):
         site = Interval("20", 500, 501, strand=strand)
         theirs = kipoiseq.Interval("20", 500, 501, strand=strand).resize(300)
