@@ -9,7 +9,7 @@ import yaml
 
 from genalm_models.genome import Genome, GenomeError, apply_variants, parse_region_1based, reverse_complement
 from genalm_models.genome import names
-from genalm_models.genome.intervals import merge_intervals
+from genalm_models.genome.intervals import merge_intervals, subtract_intervals
 from genalm_models.genome.regions import format_region_1based
 from genalm_models.io_utils import atomic_path, atomic_write, move_into_place
 from genalm_models.tasks.splits import RegionSplit, parse_range
@@ -104,6 +104,26 @@ def test_merge_intervals_is_bedtools_merge_without_its_empty_interval_quirk():
     merged = merge_intervals([("c", 10, 12), ("c", 5, 10), ("b", 1, 3), ("c", 7, 8), ("c", 20, 20), ("c", 30, 40)])
     assert merged == [("b", 1, 3), ("c", 5, 12), ("c", 30, 40)]   # book-ended joined; the empty one covers nothing
     assert merge_intervals([]) == []
+
+
+def test_subtract_intervals_is_bedtools_subtract():
+    cuts = [("c", 10, 20), ("c", 15, 30), ("c", -5, 2), ("c", 90, 200)]
+    kept = subtract_intervals([("c", 0, 100), ("d", 0, 10)], cuts)
+    assert kept == [("c", 2, 10), ("c", 30, 90), ("d", 0, 10)]
+    assert subtract_intervals([("c", 0, 10)], []) == [("c", 0, 10)] and subtract_intervals([], [("c", 0, 1)]) == []
+
+
+def test_promoter_negatives_avoid_every_tss_through_the_one_subtract(chr20_genome):
+    from genalm_models.tasks.promoter import GenomicNegativeSampler
+    from genalm_models.tasks.splits import Region
+
+    tss = [1_000, 5_000, 5_100]
+    sampler = GenomicNegativeSampler(chr20_genome, {"20": tss}, width=300, min_distance=500, max_n_fraction=1.0)
+    starts, ends = sampler.allowed_starts(Region("20", 0, 10_000, "train"))
+    # a start s is allowed when [s, s + 300) keeps 500 bp from every TSS: s >= t + 500 or s + 299 <= t - 500
+    allowed = [s for s in range(0, 10_000 - 300 + 1) if all(s >= t + 500 or s + 299 <= t - 500 for t in tss)]
+    got = [s for a, b in zip(starts, ends) for s in range(a, b)]
+    assert got == allowed and len(got) == 9_701 - 1_298 - 1_398   # starts 202..1499 and 4202..5599 are out
 
 
 # ---------------------------------------------------------------------------------------------- variants
@@ -229,8 +249,8 @@ def test_grep_finds_no_second_writer_parser_or_name_rule():
             offenders.append(f"{rel}: chromosome names by hand")
         if re.search(r"BGZF_EOF|_bgzf_header|compressobj\(.*-15", code) and rel != "genalm_models/genome/fasta.py":
             offenders.append(f"{rel}: a BGZF writer by hand")
-        if re.search(r"^def (apply_variants|parse_region\w*|canonical_chrom|merge_intervals)\(", code, re.M) \
-                and not rel.startswith("genalm_models/genome/"):
+        concept = r"apply_variants|parse_region\w*|canonical_chrom|(merge|subtract)_intervals|_subtract"
+        if re.search(rf"^def ({concept})\(", code, re.M) and not rel.startswith("genalm_models/genome/"):
             offenders.append(f"{rel}: a second genome-concept function")
     assert offenders == []
     assert (ROOT / "docs" / "hand_written.md").exists()

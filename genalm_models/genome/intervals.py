@@ -212,28 +212,60 @@ def merge_intervals(intervals: Iterable[Union[Interval, tuple[str, int, int]]]) 
     cover no base and are left out (bedtools would widen them to the base before). Runs `bedtools merge` through
     pybedtools; raises GenomeError when the `bedtools` program is missing.
     """
+    return _bedtools("merge", intervals)
+
+
+def subtract_intervals(intervals: Iterable[Union[Interval, tuple[str, int, int]]],
+                       cuts: Iterable[Union[Interval, tuple[str, int, int]]]) -> list[tuple[str, int, int]]:
+    """The parts of `intervals` that no interval of `cuts` covers, as `bedtools subtract` gives them.
+
+    Both: `Interval`s or `(chrom, start, end)` tuples, 0-based half-open, in any order; negative starts are read as
+    0 and empty intervals are left out (bedtools would widen them). Returns `(chrom, start, end)` tuples sorted by
+    chromosome name, then start. Runs `bedtools subtract` through pybedtools; raises GenomeError when the
+    `bedtools` program is missing.
+    """
+    return _bedtools("subtract", intervals, cuts)
+
+
+def _rows(intervals) -> list[tuple[str, int, int]]:
     rows = []
     for item in intervals:
         chrom, start, end = (item.chrom, item.start, item.end) if isinstance(item, Interval) else item
+        start = max(0, start)
         if start < end:
-            rows.append((chrom, max(0, start), end))
+            rows.append((chrom, start, end))
+    return rows
+
+
+def _bedtools(operation: str, intervals, other=None) -> list[tuple[str, int, int]]:
+    """`bedtools merge` (other None) or `bedtools subtract -a intervals -b other` through pybedtools; the temporary
+    BED files pybedtools writes are removed before returning."""
+    rows = _rows(intervals)
+    cut_rows = _rows(other) if other is not None else []
     if not rows:
         return []
+    if operation == "subtract" and not cut_rows:
+        return sorted(rows, key=lambda row: (row[0], row[1]))
     import pybedtools  # imported here: pybedtools registers an atexit clean-up on import
 
     created = []
+
+    def keep(bed):
+        created.append(bed.fn)
+        return bed
+
     try:
         try:
-            source = pybedtools.BedTool(rows).saveas()
-            created.append(source.fn)
-            ordered = source.sort()
-            created.append(ordered.fn)
-            merged = ordered.merge()
-            created.append(merged.fn)
-            result = [(row.chrom, row.start, row.end) for row in merged]
+            source = keep(pybedtools.BedTool(rows))  # BedTool(list) writes a temporary file
+            if operation == "merge":  # merge needs sorted input; subtract does not (one bedtools process)
+                result_bed = keep(keep(source.sort()).merge())
+            else:
+                result_bed = keep(source.subtract(keep(pybedtools.BedTool(cut_rows))))
+            result = [(row.chrom, row.start, row.end) for row in result_bed]
         except (OSError, pybedtools.helpers.BEDToolsError) as exc:
-            raise GenomeError(f"merging {len(rows)} intervals with bedtools failed ({exc}); is the `bedtools` program "
-                              "installed (Debian/Ubuntu: apt-get install bedtools; conda: bioconda::bedtools)?") from exc
+            raise GenomeError(f"bedtools {operation} of {len(rows)} intervals failed ({exc}); is the `bedtools` "
+                              "program installed (Debian/Ubuntu: apt-get install bedtools; conda: bioconda::bedtools)?"
+                              ) from exc
     finally:
         for path in created:
             with contextlib.suppress(OSError):

@@ -47,7 +47,8 @@ def apply_variants(reference: str, reference_start: int, variants: Iterable[Sequ
             raise GenomeError(f"variant {ref}>{alt} at 0-based {start}{line} {problem}")
         found = plus[offset : offset + len(ref)]
         if found != ref:
-            raise GenomeError(f"variant {ref}>{alt} at 0-based {start}{line}: REF does not match the reference {found!r}")
+            raise GenomeError(f"variant {ref}>{alt} at 0-based {start}{line}: REF does not match the reference "
+                              f"{found!r}")
         pieces.append(plus[copied_to:offset])
         pieces.append(alt)
         copied_to = offset + len(ref)

@@ -45,6 +45,7 @@ from typing import Optional
 import numpy as np
 
 from ..genome import Genome, GenomeError, Interval, read_bed
+from ..genome.intervals import subtract_intervals
 from .base import Example, check_splits, SPLITS
 from .metrics import binary_classification_metrics
 from .splits import Region, RegionSplit, RegionTable, canonical_chrom, is_reserved_chromosome
@@ -169,10 +170,10 @@ class GenomicNegativeSampler:
         """(starts, ends) of the half-open intervals of allowed window starts in `region`."""
         if region not in self._allowed:
             first, last = region.start, region.end - self.width  # inclusive range of starts inside the region
-            intervals = [(first, last + 1)] if last >= first else []
-            for t in self.tss.get(canonical_chrom(region.chrom), []):
-                forbidden = (t - self.min_distance - self.width + 2, t + self.min_distance)
-                intervals = _subtract(intervals, forbidden)
+            forbidden = [(region.chrom, t - self.min_distance - self.width + 2, t + self.min_distance)
+                         for t in self.tss.get(canonical_chrom(region.chrom), [])]
+            allowed = [(region.chrom, first, last + 1)] if last >= first else []
+            intervals = [(start, end) for _, start, end in subtract_intervals(allowed, forbidden)]
             starts = np.array([a for a, _ in intervals], dtype=np.int64)
             ends = np.array([b for _, b in intervals], dtype=np.int64)
             self._allowed[region] = (starts, ends)
@@ -205,19 +206,6 @@ class GenomicNegativeSampler:
             self.used.add(key)
             return window, sequence
         return None
-
-
-def _subtract(intervals: list[tuple[int, int]], cut: tuple[int, int]) -> list[tuple[int, int]]:
-    result = []
-    for start, end in intervals:
-        if cut[1] <= start or end <= cut[0]:
-            result.append((start, end))
-            continue
-        if start < cut[0]:
-            result.append((start, cut[0]))
-        if cut[1] < end:
-            result.append((cut[1], end))
-    return result
 
 
 def distance_to_nearest(positions: list[int], start: int, end: int) -> float:
