@@ -19,6 +19,11 @@ reproduces the official sequence classifier instead (every segment padded to the
 it attends to), for official RMT checkpoints.
 Under `torch.no_grad()` a segment's activations are freed before the next segment runs, so inference memory does
 not grow with the number of segments.
+
+`RMT` is a transformers `PreTrainedModel` (the config of the head it wraps), so transformers' tools (Trainer,
+pipelines, PEFT) take it as they take a head. Its input is the content tokens; tokenizer output with
+`[CLS] ... [SEP]` around each row (what transformers' tokenizers and pipelines give) is also accepted: those two
+tokens are dropped before the segments are built, and token-level outputs keep the input's width (zeros there).
 """
 from __future__ import annotations
 
@@ -46,12 +51,15 @@ def segment_bounds(length: int, segment_size: int) -> list[tuple[int, int]]:
     return [(start, min(start + chunk, length)) for start in range(0, length, chunk)]
 
 
-class RMT(nn.Module):
-    """Wraps a head model (`GenaFor*`); official RMT checkpoints keep it under the `model.` prefix."""
+class RMT(GenaPreTrainedModel):
+    """Wraps a head model (`GenaFor*`); official RMT checkpoints keep it under the `model.` prefix. A transformers
+    `PreTrainedModel` sharing the wrapped head's config; its weights are the head's (never re-initialised here)."""
+
+    base_model_prefix = "model"
 
     def __init__(self, model: GenaPreTrainedModel, rmt: RMTConfig, cls_id: int = 1, sep_id: int = 2,
                  pad_id: int | None = None, extend_embeddings: bool = True):
-        super().__init__()
+        super().__init__(model.config)
         self.model = model
         self.rmt = rmt
         self.num_mem_tokens = rmt.num_mem_tokens
@@ -65,6 +73,16 @@ class RMT(nn.Module):
             self._extend_embeddings()
         self.register_buffer("mem_token_ids", torch.arange(self.vocab_size, self.vocab_size + self.num_mem_tokens),
                              persistent=False)
+        self.post_init()  # transformers' bookkeeping; `init_weights` below leaves the weights alone
+
+    def init_weights(self) -> None:
+        """Nothing: the wrapped head initialised its weights, `_extend_embeddings` the memory rows."""
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.model.word_embeddings
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.model.set_input_embeddings(value)
 
     def _extend_embeddings(self) -> None:
         """Append m memory-token rows to the word embeddings (and to a tied MLM decoder)."""
@@ -138,16 +156,55 @@ class RMT(nn.Module):
     def initial_memory(self, batch: int) -> torch.Tensor:
         return self.model.word_embeddings(self.mem_token_ids).unsqueeze(0).expand(batch, -1, -1)
 
+    def _strip_specials(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """Tokenizer output (`[CLS] content [SEP]` in every row; our code never passes [CLS] as content) ->
+        (content ids, content mask, the positions of the input the content came from (B, L-1)); None for content
+        input. ValueError when a row starts with [CLS] but does not end with [SEP]."""
+        if input_ids.shape[1] < 2 or not bool((input_ids[:, 0] == self.cls_id).all()):
+            return None
+        mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask.long()
+        last = mask.sum(dim=1) - 1
+        rows = torch.arange(input_ids.shape[0], device=input_ids.device)
+        if not bool((input_ids[rows, last] == self.sep_id).all()):
+            raise ValueError("RMT input rows start with [CLS] but do not all end with [SEP]: pass content tokens "
+                             "(add_special_tokens=False) or complete `[CLS] ... [SEP]` rows")
+        ids, mask = input_ids[:, 1:].clone(), mask[:, 1:].clone()
+        ids[rows, last - 1] = self.pad_id
+        mask[rows, last - 1] = 0
+        return ids, mask, last
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, labels_mask: torch.Tensor | None = None) -> GenaOutput:
+                labels: torch.Tensor | None = None, labels_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None) -> GenaOutput:
         """Run all segments.
 
         input_ids: (B, L) content tokens with no [CLS]/[SEP], right-padded; attention_mask (B, L) marks real ones.
+        Rows of `[CLS] content [SEP]` (a transformers tokenizer's output) are also taken: see the module docstring.
         labels: (B,) / (B, C) for sequence heads; (B, L, C) for token heads; (B, L) with -100 for MLM.
+        token_type_ids: accepted for tokenizer output; must be all zeros (segments have one type).
         Returns logits of the last segment (sequence heads), or of every content token (token / MLM heads:
         (B, L, C) aligned with `input_ids`); hidden_states are the content tokens' last-layer states for
         token-level heads and the last segment's states for sequence heads.
         """
+        if token_type_ids is not None and bool(token_type_ids.any()):
+            raise ValueError("RMT segments have a single token type: token_type_ids must be all zeros")
+        stripped = self._strip_specials(input_ids, attention_mask)
+        if stripped is not None:
+            content, content_mask, _ = stripped
+            token_level = not isinstance(self.model, GenaForSequenceClassification)
+            if token_level and labels is not None:
+                labels = labels[:, 1:]
+            if labels_mask is not None:
+                labels_mask = labels_mask[:, 1:]
+            out = self.forward(content, content_mask, labels=labels, labels_mask=labels_mask)
+            if token_level:  # back to the input's width: the [CLS] and [SEP] positions get zeros
+                def widen(x: torch.Tensor | None) -> torch.Tensor | None:
+                    if x is None or x.shape[:2] != content.shape:
+                        return x  # MLM logits with labels: only the labelled positions
+                    return F.pad(x, (0, 0, 1, 0))
+                out = GenaOutput(loss=out.loss, logits=widen(out.logits), hidden_states=widen(out.hidden_states))
+            return out
         batch = input_ids.shape[0]
         if attention_mask is None:
             lengths = [input_ids.shape[1]] * batch
