@@ -22,7 +22,9 @@ setup(
     include_package_data=True,
     package_data={"kipoi_genalm": ["zoo/**/*"], "genalm_models": ["py.typed"]},
     install_requires=requirements["INSTALL_REQUIRES"],
-    extras_require={"test": ["pytest>=7", "pytest-timeout", "pyarrow>=14"], "tensorboard": ["tensorboard"]},
+    # peft: tests/test_transformers_integration.py attaches LoRA adapters to our models
+    extras_require={"test": ["pytest>=7", "pytest-timeout", "pyarrow>=14", "peft>=0.10"],
+                    "tensorboard": ["tensorboard"]},
     entry_points={"console_scripts": ["genalm-kipoi = kipoi_genalm.cli:main"],
                   # `python -m genalm_models.train export` runs these on the folder it builds (genalm_models.export)
                   "genalm_models.export_finishers": ["kipoi = kipoi_genalm.zoo_export:add_kipoi_files"]},

@@ -52,13 +52,14 @@ DECODER, EMBEDDINGS = "cls.predictions.decoder.weight", "bert.embeddings.word_em
 RMT_BUFFERS = ("mem_token_ids", "cls_token", "sep_token")
 RMT_EMBEDDINGS_ALIAS = "embeddings.weight"
 # Checkpoint parameters a head leaves unused by design (HF/official `_keys_to_ignore_on_load_unexpected`: the pooler
-# for MLM and token heads; the NSP head of BertForPreTraining checkpoints read as MLM; every pretraining head when
-# only the backbone is read). Names in official backbone naming (no RMT `model.` prefix).
+# for MLM and token heads; the NSP head of BertForPreTraining checkpoints read as MLM; every head, pretraining or
+# fine-tuned, when only the backbone is read, as transformers' AutoModel does). Names in official backbone naming
+# (no RMT `model.` prefix).
 UNUSED_BY_HEAD = {
     "mlm": ("bert.pooler.", "cls.seq_relationship."),
     "sequence_classification": (),
     "token_classification": ("bert.pooler.",),
-    "embedding": ("bert.pooler.", "cls."),
+    "embedding": ("bert.pooler.", "cls.", "classifier."),
 }
 
 

@@ -23,7 +23,15 @@ but the spans no longer tile the whole string).
 The first-generation tokenizer (models `gena-lm-bert-base`, `gena-lm-bigbird-base-sparse`) has other ids than
 the t2t one: always load the tokenizer that ships in the checkpoint's own folder, never a "default" one.
 
-This module must not import torch or kipoi: it is used by light-weight data code.
+With transformers: every tokenizer folder we write (and every official one) loads with
+`transformers.AutoTokenizer.from_pretrained(folder)` as a `PreTrainedTokenizerFast` over the same `tokenizer.json`
+(same ids). `GenaTokenizer.to_transformers()` gives that object for a tokenizer in hand, and
+`GenaTokenizer.from_transformers(hf_tokenizer)` this class (upper-casing, nucleotide offsets) for one loaded by
+transformers. Unlike `GenaTokenizer`, the transformers tokenizer does not upper-case: like the official one, it
+turns `acgt` into [UNK] tokens, so give it upper-case sequences.
+
+This module must not import torch or kipoi: it is used by light-weight data code (transformers, which imports
+torch, is imported only inside the two conversion methods).
 """
 from __future__ import annotations
 
@@ -207,6 +215,29 @@ class GenaTokenizer:
         write_text_atomic(folder / SPECIAL_TOKENS_MAP_FILE, json.dumps(special_map, indent=2) + "\n")
         write_text_atomic(folder / TOKENIZER_CONFIG_FILE, json.dumps(config, indent=2) + "\n")
         return folder
+
+    def to_transformers(self, model_max_length: int | None = None):
+        """This tokenizer as a `transformers.PreTrainedTokenizerFast` (a copy of the same `tokenizers` backend and
+        special tokens): what `AutoTokenizer.from_pretrained` gives for a folder `save` wrote. It does not upper-case
+        (see the module docstring)."""
+        from transformers import PreTrainedTokenizerFast
+
+        options = {} if model_max_length is None else {"model_max_length": int(model_max_length)}
+        return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(self._backend.to_str()),
+                                       **self._special_tokens.to_transformers_map(), **options)
+
+    @classmethod
+    def from_transformers(cls, hf_tokenizer) -> "GenaTokenizer":
+        """A `GenaTokenizer` over the backend of a transformers fast tokenizer (e.g. from `AutoTokenizer`), with its
+        special tokens. TokenizerFileError when it is not a fast tokenizer or lacks one of the special tokens."""
+        backend = getattr(hf_tokenizer, "backend_tokenizer", None)
+        if not isinstance(backend, Tokenizer):
+            raise TokenizerFileError(f"{type(hf_tokenizer).__name__} is not a transformers fast tokenizer (it has no "
+                                     "`tokenizers` backend)")
+        defaults = SpecialTokens()
+        names = {role: getattr(hf_tokenizer, f"{role}_token", None) or getattr(defaults, role)
+                 for role in ("unk", "cls", "sep", "pad", "mask")}
+        return cls(Tokenizer.from_str(backend.to_str()), SpecialTokens(**{k: str(v) for k, v in names.items()}))
 
     # ---------------------------------------------------------------- vocabulary facts
 
