@@ -141,6 +141,31 @@ def test_same_seed_same_bytes_other_seed_other_corpus(chr20_fasta, tmp_path):
     assert first != shards(12, "c")
 
 
+# sha256 over (shard name, shard bytes) of two fixed-seed builds, recorded with the single-file corpus.py (commit
+# f963af4) before it was split into corpus_config / haplotypes / tiling / contigs / shards: the split changes no byte.
+GOLDEN_SHARDS = {
+    "reference": ("9d2e2fc8835073188da2cb129b1fc678bd080538c90692ce3aee10a3fa8789a0", 6),
+    "haplotypes": ("e62dcff170cda037dc9963b9b93c6203004e77c4c85c19e1410da63ecc576f45", 6),
+}
+
+
+def test_fixed_seed_shards_are_byte_identical_to_the_recorded_ones(chr20_fasta, data_dir, tmp_path):
+    import hashlib
+
+    settings = {
+        "reference": dict(passes=2, seed=11, documents_per_shard=25),
+        "haplotypes": dict(passes=1, seed=5, vcf_path=str(data_dir / "corpus_variants.vcf"), samples=["S1", "S2"],
+                           read_chunk_bp=10_000, output_format="jsonl.gz", documents_per_shard=60),
+    }
+    for name, extra in settings.items():
+        build_corpus(CorpusConfig(fasta_paths=[str(chr20_fasta)], output_dir=str(tmp_path / name), **extra))
+        digest, shards = hashlib.sha256(), sorted((tmp_path / name).glob("shard_*"))
+        for shard in shards:
+            digest.update(shard.name.encode())
+            digest.update(shard.read_bytes())
+        assert (digest.hexdigest(), len(shards)) == GOLDEN_SHARDS[name], name
+
+
 def test_gzip_output_holds_the_same_documents(chr20_corpus, chr20_fasta, tmp_path):
     output, _, documents = chr20_corpus
     config = CorpusConfig(

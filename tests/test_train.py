@@ -153,6 +153,11 @@ def test_pretrain_end_to_end_and_refuses_to_overwrite(mlm_data, pretrained):
     assert any("valid_mlm_loss" in line for line in lines)
     windows = [r for r in map(json.loads, lines) if "tokens_per_s" in r]
     assert windows and all(0.05 < r["peak_rss_gb"] < 64 for r in windows)  # this process's peak memory, GB
+    # it learns: the training loss falls over the 20 steps (measured 5.68 -> 5.60) and the held-out loss ends below
+    # the uniform guess over the 300-token vocabulary (ln 300 = 5.70) and below its value at step 15
+    assert windows[-1]["train_loss"] < windows[0]["train_loss"] - 0.04, windows
+    valid = [r["valid_mlm_loss"] for r in map(json.loads, lines) if "valid_mlm_loss" in r]
+    assert len(valid) == 2 and valid[1] < valid[0] < np.log(300), valid
     assert (run_dir / "config.yaml").is_file()
     again = run(TRAIN + ["pretrain", "--config", str(cfg)])
     assert again.returncode == 2 and "--resume" in again.stderr
@@ -251,7 +256,15 @@ def test_finetune_promoter_and_evaluate(mlm_data, pretrained, chr20_fasta, promo
     assert "roc_auc" in out.stdout and "95% CI" in out.stdout
     import json
     result = json.loads((mlm_data / "promoter_test.json").read_text())
-    assert result["n_examples"] > 10 and 0 <= result["metrics"]["roc_auc"] <= 1
+    # 6 steps teach the tiny model little; the metric must still be the ROC-AUC of its own per-example outputs
+    from sklearn.metrics import roc_auc_score
+
+    rows = result["predictions"]
+    assert result["n_examples"] == len(rows) > 10 and {r["label"] for r in rows} == {0, 1}
+    expected = roc_auc_score([r["label"] for r in rows], [r["output"][1] for r in rows])
+    assert result["metrics"]["roc_auc"] == pytest.approx(expected, abs=1e-9)
+    low, high = result["ci95"]["roc_auc"]
+    assert low <= result["metrics"]["roc_auc"] <= high
 
 
 def test_rmt_token_task_finetune(mlm_data, pretrained, chr20_fasta, spliceai_table):
@@ -320,7 +333,9 @@ def test_regions_and_kmer_baseline_commands(mlm_data, chr20_fasta, promoters_bed
                        "--out", str(mlm_data / "kmer.json"), "data.args.negatives=genomic"])
     assert out.returncode == 0, out.stderr
     result = json.loads((mlm_data / "kmer.json").read_text())
-    assert result["model"].startswith("k-mer") and 0 <= result["metrics"]["roc_auc"] <= 1
+    # promoters against random genomic windows are separable by k-mer content (CpG): measured ROC-AUC 0.84 on the
+    # 32 test windows of the slice
+    assert result["model"].startswith("k-mer") and result["metrics"]["roc_auc"] > 0.75, result["metrics"]
 
 
 # ---- damaged files name themselves (issue: input faults, kind 10) ----------------------------------------------------
