@@ -26,6 +26,7 @@ import dataclasses
 import difflib
 import inspect
 import re
+import sys
 import typing
 from pathlib import Path
 from typing import Any, Mapping, Sequence, TypeVar
@@ -80,18 +81,37 @@ def constructor_schema(cls: type, exclude: Sequence[str] = ()) -> type:
     its annotation (Any where there is none); for checking the keys and types of an open section (`model.config`)
     against a class that reads it, whether that class is a dataclass or not (a transformers PretrainedConfig).
     """
-    signature = inspect.signature(cls.__init__)
-    try:
-        hints = typing.get_type_hints(cls.__init__)
-    except Exception:  # annotations that cannot be resolved: keys are still checked, types are not
-        hints = {}
+    namespaces = [vars(sys.modules[klass.__module__]) for klass in cls.__mro__ if klass.__module__ in sys.modules]
     fields = []
-    for name, parameter in signature.parameters.items():
+    for name, parameter in inspect.signature(cls.__init__).parameters.items():
         if name == "self" or name in exclude or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
             continue
-        hint = hints.get(name, Any)
+        hint = _resolve(parameter.annotation, namespaces)
         fields.append((name, Any if hint is Any else typing.Optional[hint], dataclasses.field(default=None)))
     return dataclasses.make_dataclass(f"{cls.__name__}Keys", fields)
+
+
+def _resolve(annotation: Any, namespaces: list[dict[str, Any]]) -> Any:
+    """A parameter annotation as a type OmegaConf can check; Any where it cannot be resolved (a name not
+    importable here) or OmegaConf cannot express it (a union of containers, torch.dtype): only the key is
+    checked then."""
+    if annotation is inspect.Parameter.empty:
+        return Any
+    hint = annotation
+    if isinstance(annotation, str):
+        for namespace in namespaces:
+            try:
+                hint = eval(annotation, dict(namespace))  # noqa: S307 - an annotation of our own config class
+                break
+            except Exception:
+                continue
+        else:
+            return Any
+    try:
+        OmegaConf.structured(dataclasses.make_dataclass("Probe", [("value", typing.Optional[hint], None)]))
+    except Exception:
+        return Any
+    return hint
 
 
 def load_yaml_mapping(path: str | Path, error: type[Exception] = ValueError) -> dict[str, Any]:

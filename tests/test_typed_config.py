@@ -12,7 +12,8 @@ from genalm_models.tasks import make_task
 from genalm_models.train.config import RunConfig, RunConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPES = sorted((ROOT / "recipes").rglob("*.yaml"))
+# the recipes, and the run configs bundled with the exported models
+RECIPES = sorted((ROOT / "recipes").rglob("*.yaml")) + sorted((ROOT / "plugin" / "zoo").rglob("run_config.yaml"))
 BASE = {"model": {"tokenizer": "tok"}, "data": {"packed": "p"}}
 
 
@@ -24,7 +25,7 @@ def test_every_recipe_loads_and_round_trips(recipe, tmp_path):
 
 
 def test_there_are_recipes_to_load():
-    assert len(RECIPES) >= 10
+    assert len(RECIPES) >= 20
 
 
 def one_line_error(data, source="run.yaml") -> str:
@@ -43,6 +44,10 @@ def test_errors_name_the_file_and_the_dotted_key():
     assert one_line_error({**BASE, "optim": {"betas": [0.9, "x"]}}).endswith(
         "optim.betas[1]: expected float, got 'x'")
     # the open sections are typed by the classes that read them
+    config = {**BASE, "model": {"tokenizer": "t", "config": {"hidden_size": "wide"}}}
+    assert one_line_error(config).endswith("model.config.hidden_size: expected int or None, got 'wide'")
+    config = {**BASE, "model": {"tokenizer": "t", "config": {"hiden_size": 64}}}
+    assert "unknown key model.config.hiden_size (did you mean hidden_size?)" in one_line_error(config)
     rmt = {**BASE, "model": {"tokenizer": "t", "rmt": {"num_mem_tokens": "ten"}}}
     assert one_line_error(rmt).endswith("model.rmt.num_mem_tokens: expected int, got 'ten'")
     promoter = {"tss_bed": "t.bed", "fasta": "g.fa"}
@@ -96,3 +101,4 @@ def test_tuple_errors_name_their_key():
     with pytest.raises(ValueError, match=r"^here: pair: expected tuple\[int, int\], got \[1, 2, 3\]$"):
         typed_config.build(Ranges, {"pair": [1, 2, 3]}, "here")
     assert typed_config.build(Ranges, {"pair": ["3", 4], "names": 7}, "here") == Ranges((3, 4), ["7"])
+
