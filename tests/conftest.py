@@ -19,11 +19,21 @@ ALLOW_SKIPS = "GENALM_ALLOW_SKIPS"
 _not_run: list[str] = []  # "nodeid: reason" of every skipped or xfailed test of this session
 
 
+def _skip_reason(report) -> str:
+    return report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+
+
+def pytest_collectreport(report) -> None:
+    if report.skipped:  # a whole module skipped at import (pytest.skip(..., allow_module_level=True))
+        _not_run.append(f"{report.nodeid}: {_skip_reason(report)}")
+
+
 def pytest_runtest_logreport(report) -> None:
     if report.skipped:  # skipped in setup or call, and xfailed (report.wasxfail)
-        reason = getattr(report, "wasxfail", "") or (report.longrepr[2] if isinstance(report.longrepr, tuple)
-                                                     else str(report.longrepr))
-        _not_run.append(f"{report.nodeid}: {'xfailed ' if hasattr(report, 'wasxfail') else ''}{reason}")
+        if hasattr(report, "wasxfail"):
+            _not_run.append(f"{report.nodeid}: xfailed {report.wasxfail}")
+        else:
+            _not_run.append(f"{report.nodeid}: {_skip_reason(report)}")
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:

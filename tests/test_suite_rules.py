@@ -46,6 +46,11 @@ def test_a_skip_or_an_xfail_fails_the_session_unless_allowed(tmp_path):
     assert run_suite(tmp_path, "-k", "runs").returncode == 0      # nothing skipped: passes
     (tmp_path / "test_demo.py").write_text(SKIPPING.replace("sum([1, 2]) == 3", "False"))
     assert run_suite(tmp_path, allow="1").returncode == 1          # a failure stays a failure
+    (tmp_path / "test_demo.py").unlink()
+    (tmp_path / "test_module.py").write_text('import pytest\npytest.skip("no GPU", allow_module_level=True)\n')
+    (tmp_path / "test_other.py").write_text("def test_fine():\n    assert True\n")
+    result = run_suite(tmp_path)
+    assert result.returncode == 1 and "test_module.py: Skipped: no GPU" in result.stdout, result.stdout[-2000:]
 
 
 def test_no_test_skips_for_an_installed_dependency():
