@@ -590,8 +590,8 @@ def build_model(config: GenaConfig, head: str) -> GenaPreTrainedModel:
 def register_auto_classes() -> None:
     """Make transformers' Auto classes build our heads for config.json files of model type "gena-lm" (the files we
     write): `AutoConfig` -> GenaConfig, `AutoModel` -> GenaForEmbedding (the backbone; `.hidden_states`),
-    `AutoModelForMaskedLM`, `AutoModelForSequenceClassification`, `AutoModelForTokenClassification` -> our heads;
-    `AutoTokenizer` -> `PreTrainedTokenizerFast` (see tokenizer.py).
+    `AutoModelForMaskedLM`, `AutoModelForSequenceClassification`, `AutoModelForTokenClassification` -> our heads.
+    `AutoTokenizer` needs nothing: our tokenizer_config.json files name `PreTrainedTokenizerFast` (tokenizer.py).
 
     Registration in the Auto mappings is transformers' extension point for models outside the library; it adds the
     "gena-lm" type and changes nothing else: "bert" folders (the official ones) still build transformers'
@@ -599,11 +599,9 @@ def register_auto_classes() -> None:
     Run once when this module is imported (so by anything that loads a model); running it again is harmless.
     """
     from transformers import (AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification,
-                              AutoModelForTokenClassification, AutoTokenizer, PreTrainedTokenizerFast)
+                              AutoModelForTokenClassification)
 
     AutoConfig.register(MODEL_TYPE, GenaConfig, exist_ok=True)
-    # our tokenizer_config.json files name PreTrainedTokenizerFast already; this covers folders whose file does not
-    AutoTokenizer.register(GenaConfig, fast_tokenizer_class=PreTrainedTokenizerFast, exist_ok=True)
     for auto, head in ((AutoModel, "embedding"), (AutoModelForMaskedLM, "mlm"),
                        (AutoModelForSequenceClassification, "sequence_classification"),
                        (AutoModelForTokenClassification, "token_classification")):

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 import transformers
+from safetensors import safe_open
 from transformers import (AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification,
                           AutoModelForTokenClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerFast)
 
@@ -86,6 +87,8 @@ def test_auto_classes_on_bundled_promoter_match_predict_path():
     content = tokenizer(seqs, padding=True, add_special_tokens=False, return_tensors="pt")
     with torch.no_grad():
         np.testing.assert_allclose(torch.softmax(model(**content).logits, -1).numpy(), expected, atol=1e-5)
+        with pytest.raises(ValueError, match="start with \\[CLS\\] but do not all end with \\[SEP\\]"):
+            model(input_ids=torch.tensor([[tokenizer.cls_token_id, 200, 300]]))
 
 
 def test_auto_classes_on_bundled_mlm_match_predict_path():
@@ -106,6 +109,20 @@ def test_auto_classes_on_bundled_mlm_match_predict_path():
         log_probs = torch.log_softmax(model(input_ids=masked).logits[0], dim=-1)
     got = np.array([log_probs[p + 1, ids[p]].item() for p in positions])
     np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_auto_tokenizer_on_official_and_exported_folders(official_folder):
+    seqs = ["ACGTTGCANNNNNNNNNNNNNNACGGATTACA", random_dna(700, 6)]
+    for folder in (official_folder, ZOO / "promoter"):
+        ours = GenaTokenizer.from_pretrained(folder)
+        theirs = AutoTokenizer.from_pretrained(folder)
+        assert isinstance(theirs, PreTrainedTokenizerFast)
+        assert theirs(seqs)["input_ids"] == [ours.encode(s) for s in seqs]
+        converted = ours.to_transformers(512)
+        assert converted(seqs)["input_ids"] == theirs(seqs)["input_ids"] and converted.model_max_length == 512
+        back = GenaTokenizer.from_transformers(theirs)
+        assert back.encode_with_offsets(seqs[0].lower()) == ours.encode_with_offsets(seqs[0].lower())
+        assert (back.mask_id, back.gap_id) == (ours.mask_id, ours.gap_id)
 
 
 # ---- official folders and hub ids -----------------------------------------------------------------------------------
@@ -168,6 +185,10 @@ def test_save_pretrained_round_trip_keeps_official_keys(official_folder, tmp_pat
                                                                     if k != "model_type"}
     assert saved["model_type"] == "gena-lm"
     assert sorted(p.name for p in (tmp_path / "saved").iterdir()) == ["config.json", "model.safetensors"]
+    # the official parameter names (the official code's own state_dict), less its position_ids buffer
+    official_names = set(torch.load(official_folder / "pytorch_model.bin", weights_only=True))
+    with safe_open(tmp_path / "saved" / "model.safetensors", "pt") as handle:
+        assert set(handle.keys()) == official_names - {"bert.embeddings.position_ids"}
     again = AutoModelForSequenceClassification.from_pretrained(tmp_path / "saved")
     assert type(again) is GenaForSequenceClassification
     before, after = model.state_dict(), again.state_dict()
