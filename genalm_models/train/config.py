@@ -3,6 +3,12 @@
 The same config drives training, export and the Kipoi model: `model` describes the network (or where to start
 from), `data` the task, `optim`/`train` the loop. Defaults are GENA-LM's published recipe where one exists
 (AdamW, lr 1e-4, 10k warm-up steps for pretraining, 15% masking); the small CPU recipes override them.
+
+Every value is checked and converted by `typed_config` (OmegaConf structured configs) against the sections below;
+the open sections are typed by the classes that read them: `model.config` by GenaConfig, `model.rmt` by RMTConfig,
+`data.args` by the task's config class (`tasks.TASK_KINDS`). They keep only the keys written (converted), so a
+saved config says what was asked. Unknown keys and wrong types are one-line RunConfigErrors naming the file and the
+dotted key (`recipes/x.yaml: data.args.upstream: expected int, got 'far'`).
 """
 from __future__ import annotations
 
@@ -20,7 +26,7 @@ from ..io_utils import write_text_atomic
 
 
 class RunConfigError(ValueError):
-    pass
+    """A run config that cannot be read or meant: one line naming the file, the dotted key and the problem."""
 
 
 @dataclass
