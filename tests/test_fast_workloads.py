@@ -99,6 +99,24 @@ def test_fixed_setting_ignores_load(auto_threads, monkeypatch):
     assert policy.before_batch() == 2
 
 
+def test_predictor_sets_the_threads_where_it_starts(auto_threads, monkeypatch, caplog):
+    from genalm_models.modeling_gena import build_model
+    from genalm_models.config import GenaConfig
+    from genalm_models.predict import Predictor
+
+    class Tokenizer:  # only what Predictor.__init__ reads
+        pad_id = 0
+
+    cfg = GenaConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=32, max_position_embeddings=32, num_labels=2)
+    monkeypatch.setenv("GENALM_THREADS", "1")
+    torch.set_num_threads(2)
+    with caplog.at_level(logging.INFO, logger="genalm_models.cpu_threads"):
+        predictor = Predictor(build_model(cfg, "sequence_classification"), Tokenizer(), device="cpu")
+    assert torch.get_num_threads() == 1 and predictor.threads.source == "GENALM_THREADS"
+    assert "predict: 1 CPU thread (GENALM_THREADS: 1 of" in caplog.text
+
+
 # ---- masked log-probabilities --------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def mlm_predictor(tiny_zoo):
@@ -182,6 +200,10 @@ def test_masked_marginal_equals_its_definition_and_is_compared_with_pll(tiny_zoo
     pll = score_variants(model, {"fasta_file": str(chr20_fasta)}, TEST_VCF, tmp_path / "pll.vcf", llr_flank=16,
                          **common)
     assert "mlm_estimator=masked-marginal" in (tmp_path / "mm.vcf").read_text()
+    with pytest.raises(ValueError, match="mlm_estimator must be one of pll, masked-marginal, got 'fast'"):
+        score_variants(model, {"fasta_file": str(chr20_fasta)}, TEST_VCF, tmp_path / "x.vcf", mlm_estimator="fast",
+                       progress=False)
+    assert not (tmp_path / "x.vcf").exists()
     llr = mm.predictions["llr"]["masked_marginal"]
     assert llr["chr20:500500:T:T"] == 0.0
 
