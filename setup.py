@@ -23,8 +23,9 @@ setup(
     package_data={"kipoi_genalm": ["zoo/**/*"], "genalm_models": ["py.typed"]},
     install_requires=requirements["INSTALL_REQUIRES"],
     # peft: tests/test_transformers_integration.py attaches LoRA adapters to our models
-    extras_require={"test": ["pytest>=7", "pytest-timeout", "pyarrow>=14", "peft>=0.10"],
-                    "tensorboard": ["tensorboard"]},
+    # pyBigWig: `scan --bigwig` (kipoi_genalm.distributed); not in install_requires, which every model.yaml lists
+    extras_require={"test": ["pytest>=7", "pytest-timeout", "pyarrow>=14", "peft>=0.10", "pyBigWig>=0.3"],
+                    "tensorboard": ["tensorboard"], "bigwig": ["pyBigWig>=0.3"]},
     entry_points={"console_scripts": ["genalm-kipoi = kipoi_genalm.cli:main"],
                   # `python -m genalm_models.train export` runs these on the folder it builds (genalm_models.export)
                   "genalm_models.export_finishers": ["kipoi = kipoi_genalm.zoo_export:add_kipoi_files"]},

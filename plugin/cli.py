@@ -216,9 +216,6 @@ def cmd_score_variants(args) -> int:
     if _sharded(args):
         from .distributed import parse_shard, score_variants_sharded
 
-        if args.mlm_estimator != "pll":
-            raise ValueError(f"--mlm-estimator {args.mlm_estimator}: sharded runs (--shard) score with pll only")
-
         print(score_variants_sharded(
             args.model, dl_args, args.vcf, args.output, job=parse_shard(args.shard), resume=args.resume,
             shard_records=args.shard_records, work_dir=args.shards_dir, restriction_bed=args.regions,
@@ -226,7 +223,8 @@ def cmd_score_variants(args) -> int:
             group_dir=args.group_dir, scores=args.scores, seq_length=args.seq_length,
             rc_average=options["rc_average"], chunk_size=args.chunk_size, llr_flank=args.llr_flank,
             splice_distance=args.splice_distance, source=args.source, precision=options["precision"],
-            batch_size=options["batch_size"], allow_ref_mismatch=args.allow_ref_mismatch))
+            batch_size=options["batch_size"], allow_ref_mismatch=args.allow_ref_mismatch,
+            mlm_estimator=args.mlm_estimator))
         return 0
     result = score_variants(
         args.model, dl_args, args.vcf, args.output, scores=args.scores, batch_size=options["batch_size"],

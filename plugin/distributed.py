@@ -378,7 +378,7 @@ def plan_variant_shards(vcf: str | os.PathLike, window_span: int | None, chunk_s
 # Variants: a rank's work
 # ---------------------------------------------------------------------------------------------------------------
 SCORE_SETTINGS = ("scores", "seq_length", "rc_average", "chunk_size", "llr_flank", "splice_distance", "source",
-                  "precision", "batch_size", "allow_ref_mismatch", "cache_mb")
+                  "precision", "batch_size", "allow_ref_mismatch", "cache_mb", "mlm_estimator")
 
 
 def _window_span(scoring, dl_args: Mapping[str, Any], regions: Any) -> int | None:

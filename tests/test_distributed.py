@@ -113,8 +113,8 @@ def test_torchrun_score_variants_equals_single_process_and_is_tabix_indexed(tmp_
     assert provenance["summary"]["skipped"] == single_provenance["summary"]["skipped"]
 
 
-def test_torchrun_region_mode_and_scan_equal_single_process(tmp_path):
-    """Region mode (windows of BED regions shared by many variants) and a scan, each with 2 ranks."""
+def test_torchrun_region_mode_equals_single_process(tmp_path):
+    """Region mode: windows of BED regions shared by many variants, predicted once; the table merged too."""
     vcf = dense_vcf(tmp_path / "dense.vcf", step=61)
     single = single_vcf(tmp_path, vcf, "--regions", str(BED), "--table", str(tmp_path / "single.tsv.gz"),
                         "--chunk-size", "5")
@@ -131,6 +131,8 @@ def test_torchrun_region_mode_and_scan_equal_single_process(tmp_path):
     assert len(shards) >= 3 and all(b["first_pos"] - a["last_pos"] > manifest["settings"]["window_span"]
                                     and b["first"] % 5 == 0 for a, b in zip(shards, shards[1:]))
 
+
+def test_torchrun_scan_equals_single_process_and_writes_bigwig(tmp_path):
     region = "chr20:361,001-372,000"   # not a multiple of the shard unit: a short last shard
     cli("scan", "GENA-LM/promoter", "--fasta", str(FASTA), "--region", region, "--step", "20", "--strand", "-",
         "-o", str(tmp_path / "single.bedGraph"), "--no-progress")
@@ -147,6 +149,21 @@ def test_torchrun_region_mode_and_scan_equal_single_process(tmp_path):
         assert len(entries) == len(lines)
         assert all(e[0] == int(l[1]) and e[1] == int(l[2]) and abs(e[2] - float(l[3])) < 1e-6
                    for e, l in zip(entries, lines))
+
+
+def test_scan_jobs_of_a_per_nucleotide_model_in_bf16_merge_to_the_single_run(tmp_path):
+    """Splice (one value per base, runs merged) read on '-', bf16: two --shard jobs, then merge."""
+    from kipoi_genalm.cli import main
+
+    common = ["--fasta", str(FASTA), "--region", "chr20:400,001-540,000", "--strand", "-", "--precision", "bf16",
+              "--output-label", "donor", "--no-progress"]
+    assert main(["scan", "GENA-LM/splice", *common, "-o", str(tmp_path / "single.bedGraph")]) == 0
+    out = tmp_path / "jobs.bedGraph"
+    for job in ("0/2", "1/2"):
+        assert main(["scan", "GENA-LM/splice", *common, "-o", str(out), "--shard", job, "--shard-bp", "64000"]) == 0
+    assert not out.exists() and main(["merge", str(out)]) == 0
+    assert len(json.loads((tmp_path / "jobs.bedGraph.shards" / "manifest.json").read_text())["shards"]) == 3
+    assert (tmp_path / "single.bedGraph").read_bytes() == out.read_bytes()
 
 
 # ---- workflow-engine jobs: the Snakefile's commands --------------------------------------------------------------
@@ -171,7 +188,7 @@ def test_snakemake_example_jobs_then_merge_equal_single_process_for_splice_and_m
     vcf = dense_vcf(tmp_path / "dense.vcf", step=173, around=700)
     from kipoi_genalm.cli import main
 
-    for model, jobs in (("GENA-LM/splice", 3), ("GENA-LM/mlm", 2)):
+    for model, jobs in (("GENA-LM/splice", 2), ("GENA-LM/mlm", 2)):
         out = tmp_path / f"{model.split('/')[1]}.vcf.gz"
         values = {"model": model, "vcf": str(vcf), "fasta": str(FASTA), "output": str(out), "jobs": str(jobs),
                   "shard_records": "8", "options": MLM_OPTIONS if model.endswith("mlm") else "--chunk-size 4"}

@@ -1,0 +1,185 @@
+"""Scale-out of sharded score-variants and scan (kipoi_genalm.distributed): 1 vs 2 processes, and peak memory vs
+input size.
+
+    python bench/bench_scale_out.py --quick                      # minutes (tests/data slice; 6 runs x 2 starts)
+    python bench/bench_scale_out.py --fasta ../shared/data/genome/GRCh37_chr20.fa.gz \
+        --variants 10000,100000,1000000 --scan-mb 1,10,63         # the full measurement (hours on a CPU)
+
+Every run is what a user types: `python -m torch.distributed.run --standalone --nproc-per-node N -m
+kipoi_genalm.cli score-variants|scan ...` in a fresh process, so model loading, planning (one pass over the VCF,
+sha256 of the inputs), scoring and the merge (BGZF + tabix) are all in the wall time. Reported:
+- variants/s (VCF records per second of wall time) and Mb/s (scanned bp per second) at 1 and 2 processes, and the
+  scaling efficiency rate(2) / (2 x rate(1));
+- peak memory: the largest resident set of any process of the run (ru_maxrss of the waited-for descendants, read
+  in a fresh wrapper process per run), at each input size: it should not grow with the input.
+The VCF holds one SNV every few bases of the FASTA's non-N sequence (REF from the FASTA), written by this script;
+scans read both strands of a region starting after the chromosome's leading N run. Results go to stdout as a
+table and to --json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.hardware import describe  # noqa: E402
+
+ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+
+
+def write_snv_vcf(fasta: str, path: Path, count: int, start: int, stride: int) -> tuple[str, int, int]:
+    """`count` SNVs every `stride` bp from `start` on the FASTA's first contig (skipping N); returns (contig, first
+    position, last position)."""
+    from genalm_models.genome import Genome
+
+    with Genome(fasta) as genome:
+        contig = next(iter(genome.contig_lengths))
+        length = genome.contig_lengths[contig]
+        written, pos, first = 0, start, None
+        block_start, block = -1, ""
+        with open(path, "w") as out:
+            out.write("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n")
+            while written < count:
+                if pos >= length:
+                    raise ValueError(f"{fasta}: {count} SNVs every {stride} bp do not fit on {contig}")
+                if not block_start <= pos < block_start + len(block):
+                    block_start, block = pos, genome.fetch(contig, pos, min(length, pos + 1_000_000)).upper()
+                ref = block[pos - block_start]
+                if ref in "ACGT":
+                    alt = "ACGT"[("ACGT".index(ref) + 1) % 4]
+                    out.write(f"{contig}\t{pos + 1}\tsnv{written}\t{ref}\t{alt}\t.\t.\t.\n")
+                    first = pos + 1 if first is None else first
+                    written += 1
+                pos += stride
+    return contig, first, pos - stride + 1
+
+
+def measured(command: list[str]) -> dict:
+    """Run `command` in a fresh wrapper process; wall seconds and the largest RSS of any of its processes (MB)."""
+    wrapper = ("import json, resource, subprocess, sys, time; t = time.perf_counter(); "
+               "r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+               "print(json.dumps({'rc': r.returncode, 'seconds': time.perf_counter() - t, 'peak_mb': "
+               "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 'stderr': r.stderr[-2000:]}))")
+    result = subprocess.run([sys.executable, "-c", wrapper, *command], capture_output=True, text=True, env=ENV)
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    if report["rc"] != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{report['stderr']}")
+    return report
+
+
+def torchrun(nproc: int, *args: str) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+            "-m", "kipoi_genalm.cli", *args]
+
+
+def bench_variants(args, work: Path) -> list[dict]:
+    rows = []
+    sizes = sorted(set(args.variants))
+    for size in sizes:
+        vcf = work / f"snv_{size}.vcf"
+        write_snv_vcf(args.fasta, vcf, size, args.start, args.stride)
+        chunk = args.chunk_size   # the same at every size: model calls (and their memory) do not change with it
+        shard_records = max(chunk, size // args.shards)
+        for nproc in ([1, 2] if size == args.rate_variants else [1]):
+            out = work / f"scored_{size}_{nproc}.vcf.gz"
+            report = measured(torchrun(nproc, "score-variants", args.model, "--vcf", str(vcf), "--fasta", args.fasta,
+                                       "-o", str(out), "--no-progress", "--shard-records", str(shard_records),
+                                       "--chunk-size", str(chunk), "--scores", "diff"))
+            rows.append({"what": "score-variants", "input": f"{size} variants", "size": size, "processes": nproc,
+                         "seconds": round(report["seconds"], 2), "rate": round(size / report["seconds"], 2),
+                         "unit": "variants/s", "peak_mb": round(report["peak_mb"], 1)})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def bench_scan(args, work: Path) -> list[dict]:
+    from genalm_models.genome import Genome
+
+    rows = []
+    with Genome(args.fasta) as genome:
+        contig, length = next(iter(genome.contig_lengths.items()))
+    for mb in sorted(set(args.scan_mb)):
+        bp = int(mb * 1_000_000)
+        start = args.start
+        end = min(length, start + bp)
+        for nproc in ([1, 2] if mb == args.rate_mb else [1]):
+            seconds, peak = 0.0, 0.0
+            for strand in "+-":
+                out = work / f"scan_{mb}_{nproc}_{'plus' if strand == '+' else 'minus'}.bedGraph"
+                report = measured(torchrun(nproc, "scan", args.model, "--fasta", args.fasta, "--region",
+                                           f"{contig}:{start + 1}-{end}", "--strand", strand, "--step",
+                                           str(args.step), "-o", str(out), "--no-progress", "--shard-bp",
+                                           str(max(1, (end - start) // args.shards))))
+                seconds += report["seconds"]
+                peak = max(peak, report["peak_mb"])
+            rows.append({"what": "scan (both strands)", "input": f"{(end - start) / 1e6:g} Mb", "size": end - start,
+                         "processes": nproc, "seconds": round(seconds, 2),
+                         "rate": round(2 * (end - start) / 1e6 / seconds, 4), "unit": "Mb/s (strand-Mb)",
+                         "peak_mb": round(peak, 1)})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def efficiency(rows: list[dict]) -> list[str]:
+    lines = []
+    for what in ("score-variants", "scan (both strands)"):
+        by = {(r["size"], r["processes"]): r["rate"] for r in rows if r["what"] == what}
+        for (size, nproc), rate in by.items():
+            if nproc == 2 and (size, 1) in by:
+                lines.append(f"{what} at {size}: 2 processes {rate} vs 1 process {by[(size, 1)]} -> scaling "
+                             f"efficiency {rate / (2 * by[(size, 1)]):.2f}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes on the tests/data chr20 slice (< 3 min)")
+    parser.add_argument("--model", default="GENA-LM/promoter")
+    parser.add_argument("--fasta", default=None, help="default: tests/data/chr20_2mb.fa.gz (quick) or "
+                                                      "../shared/data/genome/GRCh37_chr20.fa.gz")
+    parser.add_argument("--variants", default="10000,100000,1000000", help="VCF sizes (records)")
+    parser.add_argument("--scan-mb", default="1,10,63", help="scan lengths (Mb; capped at the contig's end)")
+    parser.add_argument("--start", type=int, default=60_000, help="0-based start of the VCF and scans (after the N run)")
+    parser.add_argument("--stride", type=int, default=3, help="bp between SNVs")
+    parser.add_argument("--step", type=int, default=50, help="scan bin (bp)")
+    parser.add_argument("--shards", type=int, default=8, help="shards per input (about)")
+    parser.add_argument("--chunk-size", type=int, default=1000, help="score-variants --chunk-size (records)")
+    parser.add_argument("--json", default=None, help="also write the results here")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.variants, args.scan_mb, args.chunk_size = "80,320", "0.004,0.016", 20
+        args.fasta = args.fasta or str(ROOT / "tests" / "data" / "chr20_2mb.fa.gz")
+    args.fasta = args.fasta or str(ROOT.parent / "shared" / "data" / "genome" / "GRCh37_chr20.fa.gz")
+    args.variants = [int(v) for v in args.variants.split(",")]
+    args.scan_mb = [float(v) for v in args.scan_mb.split(",")]
+    args.rate_variants, args.rate_mb = max(args.variants), max(args.scan_mb)
+    hardware = describe()
+    print(hardware, flush=True)
+    started = time.perf_counter()
+    load = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="bench_scale_out_") as folder:
+        rows = bench_variants(args, Path(folder)) + bench_scan(args, Path(folder))
+    summary = efficiency(rows)
+    print(f"\n{'what':22} {'input':>16} {'procs':>5} {'seconds':>8} {'rate':>10} {'unit':18} {'peak MB':>8}")
+    for r in rows:
+        print(f"{r['what']:22} {r['input']:>16} {r['processes']:>5} {r['seconds']:>8} {r['rate']:>10} "
+              f"{r['unit']:18} {r['peak_mb']:>8}")
+    for line in summary:
+        print(line)
+    result = {"hardware": hardware, "load_average_before": load, "rows": rows, "efficiency": summary,
+              "seconds": round(time.perf_counter() - started, 1), "quick": args.quick}
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1, default=str) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()
