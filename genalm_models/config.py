@@ -323,8 +323,14 @@ class GenaConfig(PretrainedConfig):
         return path
 
     def replace(self, **changes: Any) -> "GenaConfig":
-        """A validated copy with `changes` (fields of `OWN_FIELDS`)."""
-        return dataclasses.replace(self, **changes).validate()
+        """A validated copy with `changes` (fields of `OWN_FIELDS`); ConfigError for a bad value."""
+        try:
+            copy = dataclasses.replace(self, **changes)
+        except ConfigError:
+            raise
+        except (TypeError, ValueError) as err:  # transformers' strict field checks (problem_type, ...)
+            raise ConfigError(f"config: {str(err).splitlines()[0]}") from None
+        return copy.validate()
 
 
 # The fields that are ours (the config.json keys we interpret), in their order; dataclasses.fields(GenaConfig) also

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -34,6 +35,7 @@ from transformers.utils import ModelOutput
 
 from .config import MODEL_TYPE, GenaConfig
 
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # ORG/NAME on the Hugging Face hub
 ACTIVATIONS = {
     "gelu": F.gelu,
     "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
@@ -336,8 +338,8 @@ class GenaPreTrainedModel(PreTrainedModel):
             raise TypeError(f"{cls.__name__}.from_pretrained: use one of the heads {', '.join(c.__name__ for c in HEADS.values())}")
         source = str(pretrained_model_name_or_path)
         path = os.path.expanduser(source)
-        if os.path.isdir(path) or source.startswith("hf://"):
-            folder = resolve_model_folder(path)
+        if os.path.exists(path) or source.startswith("hf://") or not HUB_ID.match(source):
+            folder = resolve_model_folder(path)  # CheckpointError for a path that is no model folder
         else:  # a hub id ORG/NAME
             from .hub import fetch
 

@@ -151,6 +151,8 @@ def test_from_pretrained_official_folder_is_strict(official_folder, tmp_path):
         GenaForSequenceClassification.from_pretrained(mlm)
     with pytest.raises(CheckpointError, match="cls.predictions"):
         GenaForTokenClassification.from_pretrained(mlm, num_labels=3, allow_missing=("classifier.",))
+    with pytest.raises(CheckpointError, match="absent: neither a model folder"):
+        GenaForSequenceClassification.from_pretrained(tmp_path / "absent")
     with pytest.raises(TypeError, match="unsupported arguments device_map"):
         GenaForSequenceClassification.from_pretrained(official_folder, device_map="auto")
 
