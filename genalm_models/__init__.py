@@ -1,10 +1,8 @@
 """GENA-LM DNA language models: modeling, tokenization, genome access, training and export.
 
-Importing the package asks PyTorch to back its large CPU tensors with transparent huge pages, unless the user chose
-otherwise: torch reads THP_MEM_ALLOC_ENABLE at its first CPU allocation, so this only takes effect when nothing was
-allocated before. Huge pages cut the TLB misses of the multi-MB GEMM operands; `bench/bench_inference.py` prints
-whether they were on ("huge pages" in its hardware line).
+Importing the package (or any of its modules) changes nothing in the process: no environment variables, torch
+settings, warnings filters or logging handlers. Process-wide settings for fast CPU inference (huge pages for torch's
+CPU tensors, glibc keeping freed memory) are applied by the entry points that want them:
+`genalm_models.process_settings.apply_process_settings`. Nothing here imports Kipoi: the Kipoi plugin
+(`kipoi_genalm`) builds on this package, never the other way round (tests/test_layering.py).
 """
-import os
-
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")

@@ -7,8 +7,9 @@
   the GELU of the FFN fused into the GEMM (the residual additions are done in place on the GEMM output);
 - on CPU, attention computed block by block in cache instead of through torch's CPU flash kernel (see
   FusedSelfAttention).
-`keep_freed_memory()` (called by `Predictor` on CPU) stops glibc from handing large freed blocks back to the system
-between forward passes; see there.
+`keep_freed_memory()` (called by `Predictor` on CPU, and by the entry points through
+`process_settings.apply_process_settings`) stops glibc from handing large freed blocks back to the system between
+forward passes; see there. Nothing here changes the process on import.
 The heads (pooler, classifier, MLM decoder) and the embeddings are only cast. The encoder computes the same
 function as `modeling_gena.py`; tests/test_inference.py holds the two paths together (fp32: 1e-5; bf16: the
 tolerance stated there).
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import ctypes
+import logging
 import math
 import os
 import sys
@@ -47,9 +49,12 @@ def onednn_usable(device: torch.device, dtype: torch.dtype) -> bool:
 # glibc mallopt() parameters (malloc.h)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _KEEP_FREED_BYTES = 1 << 30
+_kept_freed_memory: bool | None = None   # decided once per process
+
+log = logging.getLogger(__name__)
 
 
-def keep_freed_memory() -> bool:
+def keep_freed_memory(caller: str = "Predictor") -> bool:
     """Let this process reuse freed activation buffers instead of faulting fresh pages in on every forward pass.
 
     By default glibc serves blocks above a (moving) threshold with mmap and trims the heap top once over 2x that
@@ -60,17 +65,32 @@ def keep_freed_memory() -> bool:
     training the heap fragments between forward and backward (1.4-1.6x the peak, `bench/bench_training.py`), so
     there it is opt-in (`train.keep_freed_memory`). Process-wide and glibc-only; left alone with
     GENALM_KEEP_FREED_MEMORY=0, where the user set either MALLOC_*_THRESHOLD_ variable (the memory benchmarks do)
-    or where there is no glibc. Returns whether the setting was applied.
+    or where there is no glibc. Returns whether the setting is in force. Decided once per process (later calls
+    return the first answer) and logged once (DEBUG, naming `caller`).
     """
-    if not sys.platform.startswith("linux") or os.environ.get("GENALM_KEEP_FREED_MEMORY", "1") == "0" or any(
-            name in os.environ for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
-        return False
+    global _kept_freed_memory
+    if _kept_freed_memory is None:
+        _kept_freed_memory, why = _set_malloc_thresholds()
+        log.debug("glibc malloc keeps freed memory (mmap/trim thresholds %d MiB): %s (%s; asked by %s)",
+                  _KEEP_FREED_BYTES >> 20, "on" if _kept_freed_memory else "off", why, caller)
+    return _kept_freed_memory
+
+
+def _set_malloc_thresholds() -> tuple[bool, str]:
+    if not sys.platform.startswith("linux"):
+        return False, "not Linux"
+    if os.environ.get("GENALM_KEEP_FREED_MEMORY", "1") == "0":
+        return False, "GENALM_KEEP_FREED_MEMORY=0"
+    if any(name in os.environ for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
+        return False, "the user set MALLOC_*_THRESHOLD_"
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):  # musl or another libc
-        return False
+        return False, "no glibc"
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, _KEEP_FREED_BYTES)) and bool(mallopt(_M_TRIM_THRESHOLD, _KEEP_FREED_BYTES))
+    applied = bool(mallopt(_M_MMAP_THRESHOLD, _KEEP_FREED_BYTES)) and bool(mallopt(_M_TRIM_THRESHOLD,
+                                                                                    _KEEP_FREED_BYTES))
+    return applied, "mallopt" if applied else "mallopt refused"
 
 
 class FastLinear(nn.Module):

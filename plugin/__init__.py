@@ -12,7 +12,9 @@ Submodules (imported on first use, so that `genalm-kipoi register` does not load
     sequences     BED intervals -> model input strings (windows, strands, chromosome names, checks)
     folder        genalm.json (FolderInfo), checksums, reference contig checks
     registration  register / unregister / status of the GENA-LM group in a Kipoi model source
-    kipoi_compat  numpy-2 aliases and atomic, provenance-recording Kipoi writers
+    kipoi_compat  numpy-2 aliases and atomic, provenance-recording Kipoi writers (applied by the entry points)
+    zoo_export    the Kipoi files of an exported folder: model.yaml, the `kipoi test` expectation
+    veff          variant-effect scoring (veff_load, veff_scorers, veff_run: loading, scorers, the run)
     provenance    the `<output>.provenance.json` sidecars
     scan          sliding-window scan of a region to a bedGraph track
     official      the published GENA-LM models: official names -> hub repository, revision, window, outputs
@@ -30,7 +32,8 @@ ZOO_DIR = Path(__file__).resolve().parent / "zoo"
 GROUP_DIR = ZOO_DIR / GROUP_NAME
 
 _SUBMODULES = ("kipoi_model", "dataloaders", "adapter", "sequences", "folder", "registration", "kipoi_compat",
-               "provenance", "scan", "cli", "official", "veff", "veff_io", "veff_plot", "veff_scores", "veff_variants")
+               "provenance", "scan", "cli", "official", "veff", "veff_io", "veff_plot", "veff_scores", "veff_variants",
+               "veff_load", "veff_scorers", "veff_run", "zoo_export")
 
 
 def __getattr__(name: str):

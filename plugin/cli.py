@@ -206,7 +206,7 @@ def cmd_check_fasta(args) -> int:
 
 
 def cmd_score_variants(args) -> int:
-    from .veff import score_variants
+    from .veff import ScoreVariantsOptions, score_variants
 
     dl_args = json.loads(args.dataloader_args) if args.dataloader_args else {}
     if not isinstance(dl_args, dict):
@@ -226,13 +226,13 @@ def cmd_score_variants(args) -> int:
             batch_size=options["batch_size"], allow_ref_mismatch=args.allow_ref_mismatch,
             mlm_estimator=args.mlm_estimator))
         return 0
-    result = score_variants(
+    result = score_variants(ScoreVariantsOptions(
         args.model, dl_args, args.vcf, args.output, scores=args.scores, batch_size=options["batch_size"],
         restriction_bed=args.regions, output_table=args.table, seq_length=args.seq_length,
         rc_average=options["rc_average"], chunk_size=args.chunk_size, llr_flank=args.llr_flank,
         splice_distance=args.splice_distance, source=args.source, progress=not args.no_progress,
         device=options["device"], precision=options["precision"], group_dir=args.group_dir,
-        allow_ref_mismatch=args.allow_ref_mismatch, mlm_estimator=args.mlm_estimator)
+        allow_ref_mismatch=args.allow_ref_mismatch, mlm_estimator=args.mlm_estimator))
     print(result.summary())
     return 0
 
@@ -426,8 +426,14 @@ def _document(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from genalm_models.io_utils import exit_cleanly_on_sigterm
 
+    from genalm_models.process_settings import use_huge_pages
+
+    from .provenance import install_warning_handler
+
     args = build_parser().parse_args(argv)
     exit_cleanly_on_sigterm()  # SIGTERM (SLURM, docker, timeout) cleans up like Ctrl-C
+    use_huge_pages("genalm-kipoi")  # before any model is built (process_settings.py); Predictor keeps freed memory
+    install_warning_handler()  # warnings are shown and counted for the outputs' provenance (provenance.py)
     from .registration import RegistrationError
 
     try:

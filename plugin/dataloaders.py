@@ -32,8 +32,6 @@ from . import kipoi_compat, provenance
 from .folder import INFO_FILE, format_reference_contigs, read_folder_info
 from .sequences import IntervalSequences, as_bool, window_spec
 
-kipoi_compat.apply()
-
 _DESCRIPTION = """
 info:
     doc: >
@@ -107,6 +105,7 @@ class _IntervalSeqDlBase(Dataset):
 
     def __init__(self, intervals_file, fasta_file, sequence_length=None, anchor="center", upstream=None, flank=0,
                  use_strand=True, reference_contigs=None, ignore_targets=True):
+        kipoi_compat.apply()  # Kipoi's entry point for a dataloader: our patches to kipoi, once (kipoi_compat.py)
         started = provenance.start_run()  # the warnings of reading the inputs belong to this run's outputs
         window = window_spec(sequence_length, anchor, upstream, flank)
         self.sequences = IntervalSequences(intervals_file, fasta_file, window,

@@ -1,7 +1,12 @@
 """Make kipoi 0.8.6 work on numpy 2, write its TSV/HDF5 outputs atomically, and record provenance.
 
-Applied (once, idempotently) when a GENA-LM Kipoi model or dataloader module is imported - i.e. by
-`kipoi.get_model("GENA-LM/...")` before `kipoi predict` creates its writers:
+Applied by one function, `apply()`, called by the entry points: the Kipoi model class (`GenaLMModel.__init__`) and
+dataloader (`IntervalSeqDl.__init__`) when Kipoi loads them - i.e. in `kipoi.get_model("GENA-LM/...")` before
+`kipoi predict` creates its writers - and the exporter's expectation writer (`zoo_export.py`); importing a module
+changes nothing. The first call checks the installed kipoi against the version these patches were written for
+(KIPOI_VERSION; another version gets one clear warning naming both, and the patches are applied anyway), applies
+them and logs one DEBUG line; later calls only re-attach the warning handler and re-check 4 below (kipoi's CLI
+module may be imported after the first call).
 
 1. numpy 2 removed `np.string_` / `np.unicode_`; kipoi's HDF5 writer still names them (`-o out.h5` and
    `kipoi test -o` crash without the aliases). The aliases are only added when missing.
@@ -27,6 +32,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -34,6 +40,9 @@ import numpy as np
 
 from . import provenance
 
+log = logging.getLogger(__name__)
+
+KIPOI_VERSION = "0.8.6"   # the kipoi these patches were written for and tested against (setup: kipoi==0.8.6)
 _REMOVED_NUMPY_ALIASES = {"string_": np.bytes_, "unicode_": np.str_}
 TSV_COLUMN_NOTE = 1000
 _RANGES_ORDER = {"chr": 0, "start": 1, "end": 2, "id": 3, "strand": 4}
@@ -225,10 +234,35 @@ def apply_strict_test_comparison() -> None:
         cli.compare_numpy_dict = compare_outputs
 
 
+_checked_version: str | None = None
+
+
+def check_kipoi_version() -> str:
+    """The installed kipoi version; warns once (naming both versions) when it is not KIPOI_VERSION."""
+    from genalm_models.model_folder import package_version
+
+    version = package_version("kipoi")
+    if version != KIPOI_VERSION:
+        log.warning("kipoi %s is installed, but kipoi_genalm's patches to kipoi (numpy-2 aliases, atomic writers "
+                    "with provenance sidecars, `kipoi test` comparing every output) were written for kipoi %s; they "
+                    "are applied anyway - if outputs or `kipoi test` misbehave, install kipoi==%s", version,
+                    KIPOI_VERSION, KIPOI_VERSION, extra={"genalm_kind": "kipoi_version"})
+    return version
+
+
 def apply() -> None:
+    """Apply every patch of the module docstring, the first time it is called in a process (one DEBUG log line);
+    later calls re-attach the warning handler and re-check `kipoi test`'s comparison only."""
+    global _checked_version
     provenance.install_warning_handler()  # after the `kipoi` command's logging set-up: see provenance.py
-    apply_numpy_aliases()
-    apply_atomic_writers()
+    if _checked_version is None:
+        _checked_version = check_kipoi_version()
+        missing = [name for name in _REMOVED_NUMPY_ALIASES if not hasattr(np, name)]
+        apply_numpy_aliases()
+        apply_atomic_writers()
+        log.debug("kipoi %s patched for GENA-LM: numpy aliases added (%s), atomic provenance-recording writers for "
+                  ".tsv/.h5/.hdf5, `kipoi test` compares every output", _checked_version,
+                  ", ".join(f"np.{name}" for name in missing) or "none missing")
     apply_strict_test_comparison()
 
 

@@ -18,8 +18,6 @@ from kipoi.model import BaseModel
 from . import kipoi_compat, provenance
 from .adapter import FolderModel, PredictOptions, as_sequences, kipoi_outputs
 
-kipoi_compat.apply()
-
 
 class GenaLMModel(BaseModel):
     """GENA-LM through Kipoi: DNA strings in, numpy arrays out (shapes by model kind: see adapter.py)."""
@@ -28,7 +26,12 @@ class GenaLMModel(BaseModel):
                  device: str = "auto", batch_size: int = 32, progress: bool = False,
                  embedding_outputs: str | None = None, max_tokens: int | None = None):
         from genalm_models.io_utils import exit_cleanly_on_sigterm
+        from genalm_models.process_settings import apply_process_settings
 
+        # the entry point Kipoi calls: our patches to kipoi (kipoi_compat.py) and the process settings for fast CPU
+        # inference (process_settings.py) are applied here, once per process, not when the module is imported
+        kipoi_compat.apply()
+        apply_process_settings("kipoi model load")
         exit_cleanly_on_sigterm()  # under the `kipoi` CLI too: SIGTERM removes partial outputs like Ctrl-C
         options = PredictOptions.build(
             dict(precision=precision, rc_average=rc_average, device=device, batch_size=batch_size,

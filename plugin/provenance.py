@@ -15,7 +15,8 @@ dataloader registers its input files. The atomic Kipoi writers (kipoi_compat.py)
 
 Warnings ("this result may be wrong": wrong assembly, N-rich windows, changed weights, ...): everything the plugin
 and the library log at WARNING or above goes through `WarningHandler`, attached to the `kipoi_genalm` and
-`genalm_models` loggers. It counts each warning for the sidecar of the run (from the loading of its model and
+`genalm_models` loggers by the entry points (`install_warning_handler`: the `genalm-kipoi` command,
+`kipoi_compat.apply` when Kipoi loads a GENA-LM model or dataloader, `start_run`), never on import. It counts each warning for the sidecar of the run (from the loading of its model and
 dataloader on) and prints it to stderr when no other handler would show it. The `kipoi` command configures
 logging so that only CRITICAL records reach the terminal (its root handler); without this handler every plugin
 warning would be invisible under `kipoi predict`. Warnings left unprinted on purpose (the 6th N-rich window, ...)
@@ -55,8 +56,10 @@ def tick() -> int:
 
 
 def start_run() -> int:
-    """A tick taken when a model or dataloader begins loading: its run's warnings are counted from here."""
+    """A tick taken when a model or dataloader begins loading: its run's warnings are counted from here (the
+    warning handler is attached now if no entry point did it before)."""
     global _run_floor, _messages_in_run
+    install_warning_handler()
     _run_floor = tick()
     _messages_in_run = 0
     return _run_floor
@@ -203,5 +206,3 @@ def write_sidecar(output: str | os.PathLike, document: dict[str, Any]) -> Path:
 def read_sidecar(output: str | os.PathLike) -> dict[str, Any]:
     return json.loads(sidecar_path(output).read_text())
 
-
-install_warning_handler()

@@ -251,8 +251,11 @@ def main(argv: list[str] | None = None) -> None:
 
     args = parser.parse_args(argv)
     from ..io_utils import exit_cleanly_on_sigterm
+    from ..process_settings import apply_process_settings
 
     exit_cleanly_on_sigterm()  # SIGTERM (SLURM, docker, timeout, torchrun) cleans up like Ctrl-C
+    # huge pages for torch's CPU tensors; keeping freed memory is opt-in for training (train.keep_freed_memory)
+    apply_process_settings("python -m genalm_models.train", keep_freed_memory=False)
     try:
         args.func(args)
     except (ValueError, FileNotFoundError) as err:
