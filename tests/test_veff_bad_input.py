@@ -157,9 +157,9 @@ def test_vcf_on_shifted_coordinates_is_refused_unless_allowed(promoter, chr20_fa
 
 def test_mismatches_after_the_screened_records_are_warned_about_at_the_end(promoter, chr20_fasta, tmp_path,
                                                                           monkeypatch, caplog):
-    import kipoi_genalm.veff as veff
+    import kipoi_genalm.veff_run as veff_run
 
-    monkeypatch.setattr(veff, "REF_SCREEN_RECORDS", 3)   # the real limit is 10,000 records
+    monkeypatch.setattr(veff_run, "REF_SCREEN_RECORDS", 3)   # the real limit is 10,000 records
     good = [line for line in TEST_VCF.read_text().splitlines(True) if not line.startswith("#")][:3]
     shifted = [line for line in shifted_vcf(tmp_path / "s.vcf", 1).read_text().splitlines(True)
                if not line.startswith("#")]
