@@ -11,7 +11,10 @@ sha256 of the inputs), scoring and the merge (BGZF + tabix) are all in the wall 
 - variants/s (VCF records per second of wall time) and Mb/s (scanned bp per second) at 1 and 2 processes, and the
   scaling efficiency rate(2) / (2 x rate(1));
 - peak memory: the largest resident set of any process of the run (ru_maxrss of the waited-for descendants, read
-  in a fresh wrapper process per run), at each input size: it should not grow with the input.
+  in a fresh wrapper process per run), at each input size: it should not grow with the input (the chunk size, which
+  sets the model calls, is the same at every size);
+- the shard plan alone (the streaming pass over the whole VCF that every process makes) at 10k, 100k and 1M
+  records: seconds and peak memory.
 The VCF holds one SNV every few bases of the FASTA's non-N sequence (REF from the FASTA), written by this script;
 scans read both strands of a region starting after the chromosome's leading N run. Results go to stdout as a
 table and to --json.
@@ -128,6 +131,33 @@ def bench_scan(args, work: Path) -> list[dict]:
     return rows
 
 
+PLAN_PROBE = """
+import json, resource, sys, time
+from kipoi_genalm.distributed import plan_variant_shards
+t = time.perf_counter()
+shards, ordered = plan_variant_shards(sys.argv[1], None, 1000, 10000)
+print(json.dumps({"seconds": time.perf_counter() - t, "shards": len(shards),
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def bench_plan(args, work: Path) -> list[dict]:
+    """The shard plan alone (the one pass over the whole VCF every process makes): seconds and peak memory."""
+    rows = []
+    for size in sorted(set(args.plan_variants)):
+        vcf = work / f"plan_{size}.vcf"
+        write_snv_vcf(args.fasta, vcf, size, args.start, args.stride)
+        result = subprocess.run([sys.executable, "-c", PLAN_PROBE, str(vcf)], capture_output=True, text=True,
+                                env=ENV, check=True)
+        report = json.loads(result.stdout.strip().splitlines()[-1])
+        rows.append({"what": "shard plan", "input": f"{size} variants", "size": size, "processes": 1,
+                     "seconds": round(report["seconds"], 2), "rate": round(size / report["seconds"], 1),
+                     "unit": "variants/s", "peak_mb": round(report["peak_mb"], 1)})
+        print(json.dumps(rows[-1]), flush=True)
+        vcf.unlink()
+    return rows
+
+
 def efficiency(rows: list[dict]) -> list[str]:
     lines = []
     for what in ("score-variants", "scan (both strands)"):
@@ -146,6 +176,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--fasta", default=None, help="default: tests/data/chr20_2mb.fa.gz (quick) or "
                                                       "../shared/data/genome/GRCh37_chr20.fa.gz")
     parser.add_argument("--variants", default="10000,100000,1000000", help="VCF sizes (records)")
+    parser.add_argument("--plan-variants", default="10000,100000,1000000", help="VCF sizes for the plan alone")
     parser.add_argument("--scan-mb", default="1,10,63", help="scan lengths (Mb; capped at the contig's end)")
     parser.add_argument("--start", type=int, default=60_000, help="0-based start of the VCF and scans (after the N run)")
     parser.add_argument("--stride", type=int, default=3, help="bp between SNVs")
@@ -156,17 +187,19 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.quick:
         args.variants, args.scan_mb, args.chunk_size = "80,320", "0.004,0.016", 20
+        args.plan_variants = "10000,100000"
         args.fasta = args.fasta or str(ROOT / "tests" / "data" / "chr20_2mb.fa.gz")
     args.fasta = args.fasta or str(ROOT.parent / "shared" / "data" / "genome" / "GRCh37_chr20.fa.gz")
     args.variants = [int(v) for v in args.variants.split(",")]
     args.scan_mb = [float(v) for v in args.scan_mb.split(",")]
+    args.plan_variants = [int(v) for v in args.plan_variants.split(",")]
     args.rate_variants, args.rate_mb = max(args.variants), max(args.scan_mb)
     hardware = describe()
     print(hardware, flush=True)
     started = time.perf_counter()
     load = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench_scale_out_") as folder:
-        rows = bench_variants(args, Path(folder)) + bench_scan(args, Path(folder))
+        rows = bench_plan(args, Path(folder)) + bench_variants(args, Path(folder)) + bench_scan(args, Path(folder))
     summary = efficiency(rows)
     print(f"\n{'what':22} {'input':>16} {'procs':>5} {'seconds':>8} {'rate':>10} {'unit':18} {'peak MB':>8}")
     for r in rows:
