@@ -203,13 +203,23 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _compared(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """What a resumed run must agree with: inputs by size and sha256 (not by path: jobs on other machines may mount
+    them elsewhere), the model by name and weights sha256, every setting, the plan."""
+    compared = {k: manifest.get(k) for k in COMPARED}
+    compared["inputs"] = {name: None if item is None else {k: v for k, v in item.items() if k != "path"}
+                          for name, item in (manifest.get("inputs") or {}).items()}
+    compared["model"] = {k: v for k, v in (manifest.get("model") or {}).items() if k != "folder"}
+    return compared
+
+
 def settle_manifest(work: Path, manifest: dict[str, Any], resume: bool) -> dict[str, Any]:
     """Write `manifest` into `work`, or check it against the one there: the same run may continue (resume) or be
     redone; another run's shards are never mixed in - the error names what changed."""
     work.mkdir(parents=True, exist_ok=True)
     old = read_manifest(work)
     if old is not None:
-        changed = _differences({k: old.get(k) for k in COMPARED}, {k: manifest.get(k) for k in COMPARED})
+        changed = _differences(_compared(old), _compared(manifest))
         if changed:
             verb = "cannot resume" if resume else "refusing to mix runs"
             raise ValueError(f"{work / MANIFEST_NAME}: {verb}: the shards there belong to a run with other "
