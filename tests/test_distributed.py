@@ -323,3 +323,23 @@ def test_an_official_model_from_the_hub_cache_shards_like_a_single_run(tmp_path,
     manifest = json.loads((tmp_path / "jobs.vcf.gz.shards" / "manifest.json").read_text())
     assert len(manifest["shards"]) >= 2 and manifest["settings"]["precision"] == "bf16"
     assert_same(tmp_path / "single.vcf.gz", out)
+
+
+def test_the_plan_cuts_only_at_chunk_starts_between_windows(tmp_path):
+    """Cuts fall where a single run starts a chunk, never between records that could share a window: not inside a
+    position (centred mode), not within window_span bp (region mode); contigs out of blocks make it unsorted."""
+    from kipoi_genalm.distributed import plan_variant_shards
+
+    positions = [100, 100, 100, 200, 300, 5000, 5000, 5100, 9000, 9050]   # records 0..9
+    vcf = tmp_path / "plan.vcf"
+    vcf.write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n" + "".join(
+        f"chr20\t{pos}\t.\tA\tG\t.\t.\t.\n" for pos in positions))
+    starts = lambda shards: [s.first for s in shards]   # noqa: E731
+    centred, ordered = plan_variant_shards(vcf, None, chunk_size=2, shard_records=1)
+    assert ordered and starts(centred) == [0, 4, 8]   # chunk starts 2 and 6 repeat a position: no cut
+    assert sum(s.records for s in centred) == len(positions)
+    region, _ = plan_variant_shards(vcf, 1000, chunk_size=1, shard_records=1)
+    assert starts(region) == [0, 5, 8]                         # gaps > 1000 bp: before 5000 and before 9000
+    assert starts(plan_variant_shards(vcf, 1000, chunk_size=3, shard_records=1)[0]) == [0]   # 5, 8 not chunk starts
+    vcf.write_text(vcf.read_text() + "chr21\t1\t.\tA\tG\t.\t.\t.\nchr20\t9100\t.\tA\tG\t.\t.\t.\n")
+    assert plan_variant_shards(vcf, None, chunk_size=1, shard_records=100)[1] is False
