@@ -1,4 +1,4 @@
-"""Tests for the pretraining corpus builder (genalm_models/pretrain/corpus.py).
+"""Tests for the pretraining corpus builder (genalm_models/pretrain/: corpus.py and its modules).
 
 Most tests run on the real first 2 Mb of GRCh37 chr20 (tests/data/chr20_2mb.fa.gz, contig `20`, which starts
 with a 60 kb N run); contig selection and N handling use small FASTA files written by the tests.
@@ -17,9 +17,8 @@ from genalm_models.pretrain.corpus import (
     CorpusConfig,
     CorpusError,
     Haplotype,
+    TileCounts,
     Variant,
-    _tile_documents,
-    _TileCounts,
     apply_variants,
     build_corpus,
     corpus_main,
@@ -27,6 +26,7 @@ from genalm_models.pretrain.corpus import (
     iter_corpus_documents,
     iter_corpus_sentences,
     read_corpus_manifest,
+    tile_documents,
 )
 
 SLICE_LENGTH = 2_000_000
@@ -187,7 +187,7 @@ def test_tiling_streams_the_sequence():
             yield random_dna(10_000, number)
 
     config = CorpusConfig(fasta_paths=["unused.fa"], output_dir="unused")
-    documents = _tile_documents(chunks(), random.Random(0), config, _TileCounts())
+    documents = tile_documents(chunks(), random.Random(0), config, TileCounts())
     start, sentences = next(documents)
     end = start + sum(map(len, sentences))
     assert end < 110_000

@@ -102,3 +102,18 @@ def test_tuple_errors_name_their_key():
         typed_config.build(Ranges, {"pair": [1, 2, 3]}, "here")
     assert typed_config.build(Ranges, {"pair": ["3", 4], "names": 7}, "here") == Ranges((3, 4), ["7"])
 
+
+def test_the_corpus_config_is_typed_by_the_same_mechanism():
+    from genalm_models.pretrain.corpus import CorpusConfig, CorpusError
+
+    config = CorpusConfig(fasta_paths=Path("g.fa"), output_dir=Path("out"), passes="3", contigs=[20, "chr21"],
+                          sentence_bp=[500, "900"], max_n_fraction=1)
+    assert (config.fasta_paths, config.output_dir, config.passes, config.contigs) == (["g.fa"], "out", 3,
+                                                                                     ["20", "chr21"])
+    assert config.sentence_bp == (500, 900) and config.max_n_fraction == 1.0
+    for bad, message in [(dict(passes=2.5), "passes: expected int, got 2.5"),
+                         (dict(sentence_bp=(1, 2, 3)), r"sentence_bp: expected tuple\[int, int\], got \(1, 2, 3\)"),
+                         (dict(both_strands="sometimes"), "both_strands: expected bool, got 'sometimes'")]:
+        with pytest.raises(CorpusError, match=f"^invalid corpus config: {message}$") as caught:
+            CorpusConfig(fasta_paths=["g.fa"], output_dir="out", **bad)
+        assert "\n" not in str(caught.value)
