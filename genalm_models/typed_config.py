@@ -130,12 +130,18 @@ def load_yaml_mapping(path: str | Path, error: type[Exception] = ValueError) -> 
     return data
 
 
-def apply_overrides(data: dict[str, Any], overrides: Sequence[str], error: type[Exception] = ValueError) -> dict:
-    """`data` with command-line overrides `section.key=value` merged in (values read as YAML, OmegaConf dot-list).
-
-    Returns a new plain dict; `data` is not changed.
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str], error: type[Exception] = ValueError,
+                    source: str = "config") -> dict:
+    """`data` (read from `source`) with command-line overrides `section.key=value` merged in (values read as YAML,
+    OmegaConf dot-list). Returns a new plain dict; `data` is not changed.
     """
-    merged = OmegaConf.create(data)
+    if not overrides:
+        return dict(data)
+    try:
+        merged = OmegaConf.create(data)
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None)
+        raise error(f"{source}: {key + ': ' if key else ''}{_first_line(err)}") from None
     for item in overrides:
         key, sep, _ = item.partition("=")
         if not sep or not key.strip():

@@ -81,6 +81,12 @@ def test_overrides_merge_as_yaml_values(tmp_path):
         RunConfig.load(recipe, ["optim"])
     with pytest.raises(RunConfigError, match=r"promoter_2k\.yaml: train\.steps: expected int, got 'lots'"):
         RunConfig.load(recipe, ["train.steps=lots"])
+    dated = tmp_path / "dated.yaml"
+    dated.write_text("model: {tokenizer: tok}\ndata: {packed: p}\ntrain: {seed: 2024-01-01}\n")  # YAML reads a date
+    for overrides in ([], ["train.steps=3"]):
+        with pytest.raises(RunConfigError, match=r"^\S*dated\.yaml: train\.seed: .*date") as caught:
+            RunConfig.load(dated, overrides)
+        assert "\n" not in str(caught.value)
 
 
 def test_task_options_go_through_the_same_mechanism():

@@ -117,7 +117,7 @@ class RunConfig:
     def load(cls, path: str | Path, overrides: list[str] = ()) -> "RunConfig":
         """A YAML run config with `section.key=value` overrides (values read as YAML, e.g. `optim.lr=3e-4`)."""
         data = typed_config.load_yaml_mapping(path, RunConfigError)
-        data = typed_config.apply_overrides(data, overrides, RunConfigError)
+        data = typed_config.apply_overrides(data, overrides, RunConfigError, str(path))
         return cls.from_dict(data, str(path))
 
     def to_dict(self) -> dict[str, Any]:
