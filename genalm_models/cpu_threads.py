@@ -18,15 +18,19 @@ The policy (`ThreadPolicy`), applied by `Predictor` on CPU before each batch:
   leave free: the CPU time of the process's CPUs over the last >= `window` seconds (/proc/stat) minus this
   process's own (os.times). A CPU counts as taken once others use more than a quarter of it. Re-checked between
   batches at most once per `window` seconds, so the count follows a competing job that starts or stops.
-Every change is logged (logger `genalm_models.cpu_threads`, INFO) with its reason. Outside Linux (no /proc/stat)
-the count is the CPU count, unless set by the user.
+The count is torch's (process-wide) only while a prediction runs: `scope()` gives the caller's count back when the
+outermost prediction call returns, so a training loop that evaluates through `Predictor` keeps its own threads.
+The choice and every change are logged (logger `genalm_models.cpu_threads`, INFO) with the reason. Outside Linux
+(no /proc/stat) the count is the CPU count, unless set by the user.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import time
+from typing import Iterator
 
 import torch
 
@@ -125,18 +129,33 @@ class ThreadPolicy:
         self.threads = user[0] if user else self.cpus
         self.others = 0.0  # CPUs' worth of time other processes used in the last window
         self._sample = self._read()
-        self._apply(f"{self.source}: {self.threads} of {self.cpus} CPUs" if self.fixed else
-                    f"{self.cpus} CPUs in this process's affinity mask / quota")
+        self._depth = 0
+        self._log(f"{self.source}: {self.threads} of {self.cpus} CPUs" if self.fixed else
+                  f"{self.cpus} CPUs in this process's affinity mask / quota")
 
     def _read(self) -> tuple[float, float | None, float]:
         return time.monotonic(), _busy_seconds(self.cpu_ids), _own_seconds()
 
-    def _apply(self, reason: str) -> None:
+    def _log(self, reason: str) -> None:
+        log.info("predict: %d CPU thread%s (%s)", self.threads, "" if self.threads == 1 else "s", reason)
+
+    def _apply(self) -> None:
         global _last_set
         if torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)
         _last_set = self.threads
-        log.info("predict: %d CPU thread%s (%s)", self.threads, "" if self.threads == 1 else "s", reason)
+
+    @contextlib.contextmanager
+    def scope(self) -> Iterator[None]:
+        """Around a prediction call: on leaving the outermost one, torch's thread count is the caller's again."""
+        caller = torch.get_num_threads() if self._depth == 0 else None
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            if caller is not None and torch.get_num_threads() != caller:
+                torch.set_num_threads(caller)
 
     def threads_for(self, others: float) -> int:
         """Threads to use when other processes take `others` CPUs' worth of time of this process's CPUs."""
@@ -145,20 +164,17 @@ class ThreadPolicy:
 
     def before_batch(self) -> int:
         """Re-check the load (at most once per `window` s) and set torch's thread count; returns the count."""
-        if self.fixed or self._sample[1] is None:
-            return self.threads
-        now = self._read()
-        elapsed = now[0] - self._sample[0]
-        if elapsed < self.window:
-            return self.threads
-        busy, own = now[1] - self._sample[1], now[2] - self._sample[2]
-        self._sample = now
-        self.others = max(0.0, (busy - own) / elapsed)
-        wanted = self.threads_for(self.others)
-        if wanted != self.threads:
-            before, self.threads = self.threads, wanted
-            self._apply(f"was {before}: other processes used {self.others:.1f} of the {self.cpus} CPUs over "
-                        f"the last {elapsed:.1f} s")
-        elif torch.get_num_threads() != self.threads:
-            self._apply("reset after another caller changed torch's count")
+        if not self.fixed and self._sample[1] is not None:
+            now = self._read()
+            elapsed = now[0] - self._sample[0]
+            if elapsed >= self.window:
+                busy, own = now[1] - self._sample[1], now[2] - self._sample[2]
+                self._sample = now
+                self.others = max(0.0, (busy - own) / elapsed)
+                wanted = self.threads_for(self.others)
+                if wanted != self.threads:
+                    before, self.threads = self.threads, wanted
+                    self._log(f"was {before}: other processes used {self.others:.1f} of the {self.cpus} CPUs over "
+                              f"the last {elapsed:.1f} s")
+        self._apply()
         return self.threads

@@ -14,7 +14,8 @@ loop. It owns:
   (multi-label) or raw values (regression); for token heads, per-token tracks with nucleotide offsets or
   per-nucleotide arrays;
 - CPU threads: before every batch, the count of `cpu_threads.ThreadPolicy` (the affinity mask, a user's
-  GENALM_THREADS / OMP_NUM_THREADS / torch.set_num_threads, and the CPUs other processes leave free);
+  GENALM_THREADS / OMP_NUM_THREADS / torch.set_num_threads, and the CPUs other processes leave free); the caller's
+  count is back when a public call returns;
 - optional reverse-complement averaging;
 - masked-LM log-probabilities (`masked_log_probs`: several tokens masked together, `masked_token_log_probs`: one
   at a time, `pseudo_log_likelihood`): the zero-shot variant scores of the MLM model.
@@ -23,6 +24,7 @@ loop. It owns:
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -159,6 +161,17 @@ def span_token_weights(offsets: np.ndarray, span: tuple[int, int]) -> dict[int, 
     return weights
 
 
+def _thread_scoped(method):
+    """A Predictor method that runs the model: torch's thread count is the policy's inside it, the caller's after."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        if self.threads is None:
+            return method(self, *args, **kwargs)
+        with self.threads.scope():
+            return method(self, *args, **kwargs)
+    return wrapper
+
+
 @dataclass
 class Encoded:
     ids: list[int]
@@ -242,6 +255,7 @@ class Predictor:
         if self.threads is not None:
             self.threads.before_batch()
 
+    @_thread_scoped
     def run(self, rows: Sequence[Sequence[int]], labels: torch.Tensor | None = None) -> GenaOutput:
         """The model on right-padded content rows (`forward_content`); `labels` (B, T) for a masked-LM head."""
         ids, mask = pad_batch(rows, self.tokenizer.pad_id, self.device)
@@ -263,6 +277,7 @@ class Predictor:
         return torch.softmax(logits, dim=-1)
 
     # ---- public API -------------------------------------------------------------------------------------------
+    @_thread_scoped
     def predict(self, seqs: Sequence[str], level: str = "nucleotide", rc_average: bool = False) -> list:
         """Outputs in input order.
 
@@ -329,6 +344,7 @@ class Predictor:
         return results
 
     # ---- masked-LM pseudo-likelihoods (zero-shot variant scores) ----------------------------------------------
+    @_thread_scoped
     def masked_log_probs(self, token_ids: Sequence[Sequence[int]], positions: Sequence[Sequence[int]],
                          targets: Sequence[Sequence[int]] | None = None) -> list[np.ndarray]:
         """log P(target token at each position | the sequence with all its `positions` replaced by [MASK]).
@@ -434,6 +450,7 @@ class Predictor:
         return [float(sum(w * lp for w, lp in zip(wt.values(), values)))
                 for wt, values in zip(weights, log_probs)]
 
+    @_thread_scoped
     def embed(self, seqs: Sequence[str]) -> list[np.ndarray]:
         """Mean of the last-layer states over each sequence's content tokens (pooled embedding)."""
         encoded = self.encode(seqs, with_offsets=False)

@@ -52,7 +52,8 @@ def test_user_settings_are_honoured(auto_threads, monkeypatch):
     monkeypatch.setenv("GENALM_THREADS", "3")
     assert user_thread_setting(cpus) == (3, "GENALM_THREADS")
     policy = ThreadPolicy()
-    assert policy.fixed and policy.threads == 3 and torch.get_num_threads() == 3
+    assert policy.fixed and policy.threads == 3
+    assert policy.before_batch() == 3 and torch.get_num_threads() == 3
     monkeypatch.setenv("GENALM_THREADS", "many")
     with pytest.raises(ValueError, match="GENALM_THREADS='many'"):
         ThreadPolicy()
@@ -104,8 +105,8 @@ def test_predictor_sets_the_threads_where_it_starts(auto_threads, monkeypatch, c
     from genalm_models.config import GenaConfig
     from genalm_models.predict import Predictor
 
-    class Tokenizer:  # only what Predictor.__init__ reads
-        pad_id = 0
+    class Tokenizer:  # only what Predictor.__init__ and run() read
+        pad_id, cls_id, sep_id = 0, 1, 2
 
     cfg = GenaConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                      intermediate_size=32, max_position_embeddings=32, num_labels=2)
@@ -113,8 +114,15 @@ def test_predictor_sets_the_threads_where_it_starts(auto_threads, monkeypatch, c
     torch.set_num_threads(2)
     with caplog.at_level(logging.INFO, logger="genalm_models.cpu_threads"):
         predictor = Predictor(build_model(cfg, "sequence_classification"), Tokenizer(), device="cpu")
-    assert torch.get_num_threads() == 1 and predictor.threads.source == "GENALM_THREADS"
+    assert predictor.threads.source == "GENALM_THREADS"
     assert "predict: 1 CPU thread (GENALM_THREADS: 1 of" in caplog.text
+    seen = []
+    model_forward = predictor.model.forward
+    monkeypatch.setattr(predictor.model, "forward",
+                        lambda *a, **k: seen.append(torch.get_num_threads()) or model_forward(*a, **k))
+    predictor.run([[5, 6, 7], [8, 9]])
+    # the policy's count while the model runs, the caller's again afterwards (a training loop keeps its own)
+    assert seen == [1] and torch.get_num_threads() == 2
 
 
 # ---- masked log-probabilities --------------------------------------------------------------------------------------
