@@ -20,8 +20,9 @@ Per-nucleotide models (kind `token`, GENA-LM/splice), per label (acceptor, donor
 Embedding models (kind `embedding`): `cosine_distance` (1 - cosine similarity) and `l2_distance` of the pooled
 embeddings of the two windows (one value, label `embedding`).
 
-Masked LM (kind `mlm`, GENA-LM/mlm): `pll_ref`, `pll_alt`, `llr` = pll_alt - pll_ref; see veff.py and
-`genalm_models.predict.Predictor.pseudo_log_likelihood` for the definition.
+Masked LM (kind `mlm`, GENA-LM/mlm): `pll_ref`, `pll_alt`, `llr` = pll_alt - pll_ref, by one of two estimators:
+`pll` (default; veff.py and `genalm_models.predict.Predictor.pseudo_log_likelihood`) or `masked-marginal`
+(veff_mlm.py: definitions, sources and costs of both).
 """
 from __future__ import annotations
 
