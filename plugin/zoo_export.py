@@ -81,8 +81,7 @@ def _example_inputs(plan: Plan, folder: Path) -> list[str]:
 def write_expectation(plan: Plan, folder: Path) -> str:
     """Predictions of the exported (fp16-rounded) weights on the examples, as `kipoi test -o` writes them."""
     kipoi_compat.apply()
-    from kipoi.writers import HDF5BatchWriter
-
+    from kipoi.writers import HDF5BatchWriter  # after apply(): the atomic writer (kipoi_compat.py)
 
     inputs = _example_inputs(plan, folder)
     options = PredictOptions(max_tokens=plan.max_tokens)
