@@ -10,7 +10,9 @@ def describe() -> str:
 
     from genalm_models.process_settings import use_huge_pages
 
-    use_huge_pages("bench")  # the benchmarks' default (process_settings.py): in force when nothing was allocated yet
+    # the benchmarks' default (process_settings.py), in force when nothing was allocated yet; benchmarks that build a
+    # model before printing this call use_huge_pages first themselves (bench_inference, veff_throughput)
+    use_huge_pages("bench")
 
     cpu = platform.processor() or "unknown CPU"
     try:

@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--group-dir", default=None, help="folder of GENA-LM/<name> models (default: bundled)")
     parser.add_argument("--work-dir", default=None, help="where the VCFs go (default: a temporary folder)")
     args = parser.parse_args(argv)
+    from genalm_models.process_settings import use_huge_pages
+
+    use_huge_pages("veff_throughput")  # before the model loads: torch reads it at its first allocation
 
     from kipoi_genalm.veff import load_scoring_model, score_variants
 
