@@ -112,7 +112,7 @@ def shared_cpu(model, tokenizer, seqs: list[str], precisions: list[str], lines: 
                     plain = results[(condition, precision, "plain modules", key[2])][0]
                     used = built[key].threads.threads
                     lines.append(f"| {condition} | {load()} | {precision} | {key[0]} | {key[2]} (used {used}) | "
-                                 f"{rate:.1f} | {per_cpu:.1f} | {rate / plain:.2f}x |")
+                                 f"{rate:.3g} | {per_cpu:.3g} | {rate / plain:.2f}x |")
                 print("\n".join(lines[-4:]), flush=True)
     finally:
         if competitor is not None:
@@ -124,9 +124,9 @@ def shared_cpu(model, tokenizer, seqs: list[str], precisions: list[str], lines: 
         idle = results[("idle", precision, "fast path", "auto")]
         busy = results[("competing torch job", precision, "fast path", "auto")]
         plain = max(results[("competing torch job", precision, "plain modules", t)][0] for t in (str(cpus), "auto"))
-        lines.append(f"- {precision}, competing job: fast path (auto) {busy[0]:.1f} windows/s = "
-                     f"{busy[0] / plain:.2f}x the best plain-module row; per CPU-second {busy[1]:.1f} vs "
-                     f"{idle[1]:.1f} idle ({idle[1] / busy[1]:.2f}x; goal <= 2x)")
+        lines.append(f"- {precision}, competing job: fast path (auto) {busy[0]:.3g} windows/s = "
+                     f"{busy[0] / plain:.2f}x the best plain-module row; per CPU-second {busy[1]:.3g} vs "
+                     f"{idle[1]:.3g} idle ({idle[1] / busy[1]:.2f}x; goal <= 2x)")
     lines.append("")
     return results
 
