@@ -96,13 +96,16 @@ def test_bf16_fast_path_within_tolerance_and_really_bf16():
     assert hidden > 0  # it did run in lower precision
 
 
-@pytest.mark.skipif(not onednn_usable(torch.device("cpu"), torch.bfloat16), reason="no native bf16 oneDNN here")
 def test_onednn_bf16_softmax_equals_torch_softmax():
-    """The oneDNN softmax of the bf16 blocked attention against torch's softmax on the same bf16 scores."""
+    """The oneDNN softmax of the bf16 blocked attention against torch's softmax on the same bf16 scores; on a CPU
+    without native bf16 (no skip: the suite fails on skips), the fast path must not use oneDNN at all."""
     model = tiny(head="embedding")
     ids, mask = batch(pad_left=True)
     fast = optimize_for_inference(model, "bf16")
     attention = [m for m in fast.modules() if isinstance(m, FusedSelfAttention)]
+    if not onednn_usable(torch.device("cpu"), torch.bfloat16):
+        assert attention and not any(m.onednn_softmax or m.qkv.packed for m in attention)
+        return
     assert attention and all(m.onednn_softmax for m in attention)
     with torch.inference_mode():
         onednn = fast(ids, mask).hidden_states.float()
@@ -111,7 +114,7 @@ def test_onednn_bf16_softmax_equals_torch_softmax():
         aten = fast(ids, mask).hidden_states.float()
     keep = mask.bool()
     relative = (onednn - aten)[keep].norm() / aten[keep].norm()
-    assert 0 <= relative < 1e-2, relative
+    assert relative < 1e-2, relative
 
 
 def test_keep_freed_memory_respects_the_users_malloc_settings():
