@@ -60,6 +60,21 @@ def test_results_table_renders_every_available_result(tmp_path, capsys):
     (tmp_path / "promoter_2k_genomic_vs_genomic.json").write_text(json.dumps(result))
     table.main(tmp_path)
     printed = capsys.readouterr().out
-    assert "| GENA-LM/promoter (2 kb) | pretrained, fine-tuned vs genomic negatives | genomic | 268 | 0.800 |" in printed
+    assert ("| GENA-LM/promoter (2 kb) | pretrained, fine-tuned vs genomic negatives on shifted windows (0.2.0) | "
+            "genomic | 268 | 0.800 |") in printed
     assert "0.900 [0.850, 0.950]" in printed
     assert "shuffled | 268" not in printed  # no file, no row
+    assert "0.1.0: fine-tuned on fixed windows" not in printed  # no stability report, no stability row
+
+
+def test_results_table_stability_rows(tmp_path, capsys):
+    table = load("results_table")
+    stability = {"one_bp": {"tss_windows_over_0.2": 19, "tss_windows": 134, "windows_over_0.2": 42, "windows": 268},
+                 "per_shift": {"1": {"p99": 0.896, "max": 0.935}, "50": {"max": 0.955}},
+                 "substitution": {"edge_to_middle": {"first 30 bp": 1.38, "last 30 bp": 0.37}}, "bimodality": 0.87}
+    result = {"n_examples": 268, "metrics": {"f1": 0.7, "mcc": 0.5, "roc_auc": 0.8}, "stability": stability}
+    (tmp_path / "promoter_2k_genomic_0.1.0_vs_genomic.json").write_text(json.dumps(result))
+    table.main(tmp_path)
+    printed = capsys.readouterr().out
+    assert ("| GENA-LM/promoter (2 kb) | 0.1.0: fine-tuned on fixed windows | 19 of 134 | 42 of 268 | 0.896 / 0.935 | "
+            "0.955 | 1.38 / 0.37 | 87% |") in printed

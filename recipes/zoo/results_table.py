@@ -13,7 +13,7 @@ from pathlib import Path
 PROMOTER_MODELS = [("promoter_300", "GENA-LM/promoter_300 (300 bp)"), ("promoter_2k", "GENA-LM/promoter (2 kb)"),
                    ("promoter_16k", "GENA-LM/promoter_16k (16 kb, RMT)")]
 VARIANTS = [("", "pretrained, fine-tuned vs shuffled negatives"),
-            ("_genomic", "pretrained, fine-tuned vs genomic negatives"),
+            ("_genomic", "pretrained, fine-tuned vs genomic negatives on shifted windows (0.2.0)"),
             ("_scratch", "no pretraining, fine-tuned vs genomic negatives"),
             ("_kmer", "k-mer logistic regression")]
 
