@@ -381,6 +381,8 @@ def plan_variant_shards(vcf: str | os.PathLike, window_span: int | None, chunk_s
             last_chrom, last_pos = record.chrom, record.pos
     if last_chrom is not None:
         shards.append(VariantShard(len(shards), chrom, start, ordinal + 1 - start, first_pos, last_chrom, last_pos))
+    else:   # no records: one empty shard, so the merge writes the header as a single run does
+        shards.append(VariantShard(0, "", 0, 0, 0, "", 0))
     return shards, is_sorted
 
 

@@ -343,3 +343,15 @@ def test_the_plan_cuts_only_at_chunk_starts_between_windows(tmp_path):
     assert starts(plan_variant_shards(vcf, 1000, chunk_size=3, shard_records=1)[0]) == [0]   # 5, 8 not chunk starts
     vcf.write_text(vcf.read_text() + "chr21\t1\t.\tA\tG\t.\t.\t.\nchr20\t9100\t.\tA\tG\t.\t.\t.\n")
     assert plan_variant_shards(vcf, None, chunk_size=1, shard_records=100)[1] is False
+
+
+def test_a_vcf_without_records_gives_the_single_runs_header_only_output(tmp_path):
+    from kipoi_genalm.cli import main
+
+    vcf = tmp_path / "empty.vcf"
+    vcf.write_text("".join(line for line in TEST_VCF.read_text().splitlines(keepends=True) if line.startswith("#")))
+    base = ["score-variants", "GENA-LM/promoter", "--vcf", str(vcf), "--fasta", str(FASTA), "--no-progress"]
+    assert main(base + ["-o", str(tmp_path / "single.vcf.gz")]) == 0
+    assert main(base + ["-o", str(tmp_path / "sharded.vcf.gz"), "--resume"]) == 0
+    assert_same(tmp_path / "single.vcf.gz", tmp_path / "sharded.vcf.gz")
+    assert b"#CHROM" in gunzip(tmp_path / "sharded.vcf.gz")
