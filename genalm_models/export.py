@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .io_utils import move_into_place
-from .model_folder import package_version
+from .model_folder import package_version, rc_average_refusal
 
 log = logging.getLogger(__name__)
 
@@ -697,7 +697,7 @@ def _write_model_card(plan: Plan, info, config, src: Source, folder: Path) -> No
     examples = "\n".join(f"    {iv.chrom}\t{iv.start}\t{iv.end}\t{iv.name}\t{iv.strand}" for iv in plan.examples)
     card = f"""# {plan.name} (version {plan.version})
 
-{model_doc(plan, config)}
+{model_doc(plan, config, rc_average_refusal(plan) is None)}
 
 ## Model
 - Kind: `{plan.kind}`; head: `{plan.head}`; task: `{plan.task or 'n/a'}`

@@ -254,3 +254,25 @@ def input_region(region: Interval, window: WindowSpec) -> Interval:
     return Interval(region.chrom, region.start - window.flank, region.end + window.flank, name=region.name,
                     score=region.score, strand=region.strand, extra=region.extra, source=region.source,
                     line=region.line)
+
+
+def rc_average_refusal(info) -> str | None:
+    """Why reverse-complement averaging is meaningless for this model, or None where it is offered.
+
+    `info`: anything with `kind`, `task` and `window.anchor` (a FolderInfo, or an export plan before its folder
+    exists), so the exported card and the Kipoi model say the same.
+
+    Averaging with the reverse complement assumes the target does not depend on the strand read: true for centred
+    windows of strand-symmetric targets (open chromatin, enhancer activity) and for embeddings (pooled), false for
+      - TSS-anchored / promoter windows: the reverse complement of a promoter window is the other strand's
+        window (upstream and downstream swapped), not the same promoter; averaging pulls scores towards 0.5;
+      - per-nucleotide (splice) tracks: a splice site belongs to one strand; averaging mixes the two strands'
+        sites.
+    """
+    if info.kind == "token":
+        return ("its per-nucleotide outputs are strand-specific (a splice site belongs to one strand; averaging "
+                "with the reverse complement mixes the two strands' sites)")
+    if info.window.anchor == "tss" or info.task == "promoter":
+        return ("its window is anchored on the 5' end (TSS) of the interval's strand; the reverse complement is "
+                "the other strand's window, not the same promoter, so averaging pulls scores towards 0.5")
+    return None

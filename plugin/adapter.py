@@ -50,7 +50,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from genalm_models.genome import reverse_complement
-from genalm_models.model_folder import package_version  # noqa: F401  (re-exported: veff, provenance)
+from genalm_models.model_folder import package_version, rc_average_refusal  # noqa: F401  (re-exported: veff, provenance, zoo_export)
 
 from . import provenance
 from .folder import WEIGHTS_FILE, FolderInfo, read_folder_info, sha256_file
@@ -165,25 +165,6 @@ def _quiet_checkpoint_log():
         yield
     finally:
         logger.setLevel(previous)
-
-
-def rc_average_refusal(info: FolderInfo) -> str | None:
-    """Why reverse-complement averaging is meaningless for this model, or None where it is offered.
-
-    Averaging with the reverse complement assumes the target does not depend on the strand read: true for centred
-    windows of strand-symmetric targets (open chromatin, enhancer activity) and for embeddings (pooled), false for
-      - TSS-anchored / promoter windows: the reverse complement of a promoter window is the other strand's
-        window (upstream and downstream swapped), not the same promoter; averaging pulls scores towards 0.5;
-      - per-nucleotide (splice) tracks: a splice site belongs to one strand; averaging mixes the two strands'
-        sites.
-    """
-    if info.kind == "token":
-        return ("its per-nucleotide outputs are strand-specific (a splice site belongs to one strand; averaging "
-                "with the reverse complement mixes the two strands' sites)")
-    if info.window.anchor == "tss" or info.task == "promoter":
-        return ("its window is anchored on the 5' end (TSS) of the interval's strand; the reverse complement is "
-                "the other strand's window, not the same promoter, so averaging pulls scores towards 0.5")
-    return None
 
 
 def check_rc_average(info: FolderInfo, options: "PredictOptions") -> None:
