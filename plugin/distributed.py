@@ -324,21 +324,13 @@ class VariantShard:
 
 
 def max_region_length(bed: str | os.PathLike | None) -> int:
-    """The longest interval of a BED file (0 without one); lines that are not intervals are left for the scorer to
-    report."""
+    """The longest interval of a BED file (0 without one), read by the one BED reader (`genome.read_bed`): a bad
+    line is the error a single run gives, raised at planning."""
     if bed is None:
         return 0
-    from genalm_models.genome import open_text
+    from genalm_models.genome import read_bed
 
-    longest = 0
-    with open_text(bed) as handle:
-        for line in handle:
-            fields = line.split("\t") if "\t" in line else line.split()
-            if len(fields) < 3 or line.startswith(("#", "track", "browser")):
-                continue
-            with contextlib.suppress(ValueError):
-                longest = max(longest, int(fields[2]) - int(fields[1]))
-    return longest
+    return max((interval.end - interval.start for interval in read_bed(bed)), default=0)
 
 
 def plan_variant_shards(vcf: str | os.PathLike, window_span: int | None, chunk_size: int,

@@ -33,12 +33,12 @@ def test_one_rule_set_for_chromosome_names():
 
 
 def test_every_caller_uses_the_one_name_module(chr20_genome):
-    from genalm_models.pretrain import corpus
+    from genalm_models.pretrain import contigs, haplotypes
     from genalm_models.tasks import promoter, splits
     from kipoi_genalm.folder import compare_contigs
 
     assert splits.canonical_chrom is names.canonical_chrom and promoter.canonical_chrom is names.canonical_chrom
-    assert corpus.canonical_chrom is names.canonical_chrom and corpus.chrom_spellings is names.chrom_spellings
+    assert contigs.canonical_chrom is names.canonical_chrom and haplotypes.chrom_spellings is names.chrom_spellings
     # The FASTA says "20": UCSC spellings resolve to it, the model folder check matches it, the typed region too.
     assert chr20_genome.resolve("chr20") == "20"
     assert compare_contigs({"chr20": 2_000_000}, {"20": 2_000_000}) == ([], ["chr20"])
