@@ -29,6 +29,7 @@ import contextlib
 import logging
 import math
 import os
+from pathlib import Path
 import time
 from typing import Iterator
 
@@ -108,9 +109,27 @@ def user_thread_setting(cpus: int | None = None, last_set: int | None = None) ->
         return torch.get_num_threads(), "OMP_NUM_THREADS"
     current = torch.get_num_threads()
     cpus = available_cpus() if cpus is None else cpus
-    if current != cpus and current != last_set and current != len(_cpu_ids() or [cpus]):
+    if current not in {cpus, last_set, len(_cpu_ids() or [cpus]), *torch_default_threads()}:
         return current, "torch.set_num_threads"
     return None
+
+
+def torch_default_threads() -> set[int]:
+    """The counts torch may start with on its own (not a user's choice): its intra-op default is the machine's
+    physical core count (c10 `defaultNumThreads`, through cpuinfo: the whole host's, not the process's affinity or
+    a container's quota), so on a hyperthreaded machine or in a small container on a big host it differs from the
+    CPUs this process may use; the logical CPU count is the other default some builds use."""
+    counts = {os.cpu_count() or 1}
+    cores = set()
+    for topology in Path("/sys/devices/system/cpu").glob("cpu[0-9]*/topology"):
+        try:
+            cores.add(((topology / "physical_package_id").read_text().strip(),
+                       (topology / "core_id").read_text().strip()))
+        except OSError:
+            continue
+    if cores:
+        counts.add(len(cores))
+    return counts
 
 
 _last_set: int | None = None  # the count this module last gave torch (to tell it from a user's own call)

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import os
 import re
 import secrets
 import shutil
+import socket
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Union
 
@@ -24,14 +26,14 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 
 def temporary_beside(destination: PathLike, suffix: str = "tmp") -> Path:
-    """A fresh name `.NAME.PID.XXXXXXXX.<suffix>` (suffix `tmp` or `partial`) in the destination's folder, for a
-    writer whose output outlives one `with` block (publish it with `move_into_place`). Same folder: os.replace is
-    only atomic within one file system; `sweep_stale_temporaries` recognises the name when a killed writer leaves
-    it behind (and is run here first)."""
+    """A fresh name `.NAME.PID.HHHHXXXX.<suffix>` (suffix `tmp` or `partial`; HHHH: this host's tag, XXXX random) in
+    the destination's folder, for a writer whose output outlives one `with` block (publish it with
+    `move_into_place`). Same folder: os.replace is only atomic within one file system; `sweep_stale_temporaries`
+    recognises the name when a killed writer leaves it behind (and is run here first)."""
     destination = Path(destination)
     folder = destination.parent if str(destination.parent) else Path(".")
     sweep_stale_temporaries(destination)
-    return folder / f".{destination.name}.{os.getpid()}.{secrets.token_hex(4)}.{suffix}"
+    return folder / f".{destination.name}.{os.getpid()}.{host_tag()}{secrets.token_hex(2)}.{suffix}"
 
 
 def _remove(path: Path) -> None:
@@ -167,7 +169,13 @@ def write_text_atomic(path: PathLike, content: Union[str, Iterable[str]], encodi
             handle.write(line if line.endswith("\n") else line + "\n")
 
 
-_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>[0-9]+)\.[0-9a-f]{8}\.(tmp|partial)$")
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>[0-9]+)\.(?P<host>[0-9a-f]{4})[0-9a-f]{4}\.(tmp|partial)$")
+
+
+def host_tag() -> str:
+    """4 hex digits naming this machine in temporary names: a PID only means something on the machine that made it,
+    and jobs on several nodes share output folders (sharded runs), so only this host's temporaries are swept."""
+    return hashlib.sha1(socket.gethostname().encode()).hexdigest()[:4]
 
 
 def _process_alive(pid: int) -> bool:
@@ -182,8 +190,8 @@ def _process_alive(pid: int) -> bool:
 
 def sweep_stale_temporaries(destination: PathLike) -> list[Path]:
     """Remove the hidden temporary files (`.NAME.PID.XXXXXXXX.tmp` / `.partial`) that writers of `destination`
-    left behind when they were killed (SIGKILL, power loss); files of processes still alive are left alone.
-    Returns what was removed."""
+    left behind when they were killed (SIGKILL, power loss); files of processes still alive, and files another host
+    made (its PIDs mean nothing here), are left alone. Returns what was removed."""
     destination = Path(destination)
     folder = destination.parent if str(destination.parent) else Path(".")
     removed = []
@@ -193,8 +201,8 @@ def sweep_stale_temporaries(destination: PathLike) -> list[Path]:
         return removed
     for path in candidates:
         match = _TEMPORARY.match(path.name)
-        if match and match["name"] == destination.name and int(match["pid"]) != os.getpid() \
-                and not _process_alive(int(match["pid"])):
+        if match and match["name"] == destination.name and match["host"] == host_tag() \
+                and int(match["pid"]) != os.getpid() and not _process_alive(int(match["pid"])):
             with contextlib.suppress(OSError):
                 path.unlink()
                 removed.append(path)

@@ -385,13 +385,14 @@ SCORE_SETTINGS = ("scores", "seq_length", "rc_average", "chunk_size", "llr_flank
                   "precision", "batch_size", "allow_ref_mismatch", "cache_mb", "mlm_estimator")
 
 
-def _window_span(scoring, dl_args: Mapping[str, Any], regions: Any) -> int | None:
-    """Region mode: bp beyond which two variants share no region window (the longest region plus the window and its
-    flanks); centred mode: None (each allele has its own window)."""
+def _window_span(scoring, dl_args: Mapping[str, Any], regions: Any, seq_length: int | None = None) -> int | None:
+    """Region mode: bp beyond which two variants share no region window (the longest region plus the window - the
+    run's --seq-length first, as the scorer reads it - and its flanks); centred mode: None (each allele has its own
+    window)."""
     if regions is None:
         return None
     window = scoring.info.window
-    length = dl_args.get("sequence_length") or window.sequence_length or 0
+    length = seq_length or dl_args.get("sequence_length") or window.sequence_length or 0
     flank = int(dl_args.get("flank", window.flank) or 0)
     upstream = int(dl_args.get("upstream") or window.upstream or 0)
     return int(length) + 2 * flank + upstream + max_region_length(regions)
@@ -454,7 +455,7 @@ def score_variants_sharded(model: str, dl_args: Mapping[str, Any], input_vcf: st
             if screen.looks_wrong and not settings.get("allow_ref_mismatch"):
                 raise GenomeError(screen.message(input_vcf, dl_args["fasta_file"]) + ". Pass --allow-ref-mismatch "
                                   "to score it anyway (mismatching records are flagged, never scored)")
-            span = _window_span(scoring, dl_args, regions)
+            span = _window_span(scoring, dl_args, regions, settings.get("seq_length"))
             chunk_size = settings.get("chunk_size") or DEFAULT_CHUNK_SIZE   # where a single run starts chunks
             shards, is_sorted = plan_variant_shards(input_vcf, span, chunk_size, shard_records)
             effective = {**{k: settings.get(k) for k in SCORE_SETTINGS}, "dl_args": {

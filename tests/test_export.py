@@ -219,3 +219,19 @@ def test_training_cli_export_then_kipoi_test_offline(tiny_zoo, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr  # kipoi logs to stdout
     assert "All predictions match" in output and "Successfully ran test_predict" in output
+
+
+def test_export_without_a_kipoi_finisher_refuses_to_replace_a_kipoi_folder(tiny_zoo, tmp_path, monkeypatch):
+    """An install without the plugin's entry point (e.g. an editable install older than it) would replace a Kipoi
+    model folder by one without model.yaml: refused, the folder untouched."""
+    import genalm_models.export as export
+    from genalm_models.train.__main__ import main
+
+    out = tmp_path / "promoter"
+    out.mkdir()
+    (out / "model.yaml").write_text("defined_as: x\n")
+    monkeypatch.setattr(export, "registered_finishers", lambda: [])
+    with pytest.raises(SystemExit, match=r"is a Kipoi model folder .*pip install -e"):
+        main(["export", "--source", str(tiny_zoo["sources"]["promoter"]), "--out", str(out),
+              "--name", "GENA-LM/promoter"])
+    assert (out / "model.yaml").read_text() == "defined_as: x\n"

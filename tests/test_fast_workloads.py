@@ -69,6 +69,19 @@ def test_user_settings_are_honoured(auto_threads, monkeypatch):
     assert user_thread_setting(cpus, cpus + 1) is None  # ... but not the policy's own earlier setting
 
 
+def test_torchs_own_default_is_not_taken_for_a_users_choice(auto_threads, monkeypatch):
+    """A 4-CPU container on a 32-core host: torch starts with 32 threads (the host's physical cores), which is not a
+    user's choice, so the policy still runs (and would use 4); a count that is no default is the user's."""
+    assert os.cpu_count() in cpu_threads.torch_default_threads()
+    monkeypatch.setattr(cpu_threads, "available_cpus", lambda: 4)
+    monkeypatch.setattr(cpu_threads, "_cpu_ids", lambda: None)
+    monkeypatch.setattr(cpu_threads, "torch_default_threads", lambda: {32, 64})
+    monkeypatch.setattr(cpu_threads.torch, "get_num_threads", lambda: 32)
+    assert cpu_threads.user_thread_setting() is None
+    monkeypatch.setattr(cpu_threads.torch, "get_num_threads", lambda: 7)
+    assert cpu_threads.user_thread_setting() == (7, "torch.set_num_threads")
+
+
 def test_threads_drop_to_the_cpus_other_processes_leave_free(auto_threads, monkeypatch, caplog):
     """A competing job that takes about one of two CPUs: 2 threads -> 1; once it stops: back to 2."""
     monkeypatch.setattr(cpu_threads, "available_cpus", lambda: 2)

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from genalm_models.io_utils import sweep_stale_temporaries, write_text_atomic
+from genalm_models.io_utils import host_tag, sweep_stale_temporaries, write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -23,15 +23,17 @@ def _dead_pid() -> int:
 
 def test_temporaries_of_killed_writers_are_swept_and_live_ones_kept(tmp_path):
     out = tmp_path / "out.tsv"
-    dead, alive = _dead_pid(), os.getppid()
-    stale = [tmp_path / f".out.tsv.{dead}.0123abcd.tmp", tmp_path / f".out.tsv.{dead}.89abcdef.partial"]
-    live = tmp_path / f".out.tsv.{alive}.0123abcd.partial"
-    other = tmp_path / f".other.tsv.{dead}.0123abcd.tmp"
-    for path in stale + [live, other]:
+    dead, alive, here = _dead_pid(), os.getppid(), host_tag()
+    elsewhere = "ffff" if here != "ffff" else "0000"
+    stale = [tmp_path / f".out.tsv.{dead}.{here}abcd.tmp", tmp_path / f".out.tsv.{dead}.{here}cdef.partial"]
+    live = tmp_path / f".out.tsv.{alive}.{here}abcd.partial"
+    other_host = tmp_path / f".out.tsv.{dead}.{elsewhere}abcd.tmp"   # its PID means nothing on this machine
+    other = tmp_path / f".other.tsv.{dead}.{here}abcd.tmp"
+    for path in stale + [live, other_host, other]:
         path.write_text("half")
     write_text_atomic(out, "done\n")
     assert out.read_text() == "done\n"
-    assert not any(p.exists() for p in stale) and live.exists() and other.exists()
+    assert not any(p.exists() for p in stale) and live.exists() and other.exists() and other_host.exists()
     assert sweep_stale_temporaries(tmp_path / "other.tsv") == [other]
 
 

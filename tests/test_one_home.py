@@ -254,3 +254,16 @@ def test_grep_finds_no_second_writer_parser_or_name_rule():
             offenders.append(f"{rel}: a second genome-concept function")
     assert offenders == []
     assert (ROOT / "docs" / "hand_written.md").exists()
+
+
+def test_a_round_split_start_warns_that_ranges_are_one_based(caplog):
+    """Split ranges were read 0-based before: `chr20:32000000-36000000` typed the old way now starts one base earlier;
+    the warning says so and gives the 1-based spelling; the 1-based spelling itself is quiet."""
+    from genalm_models.tasks.splits import parse_range
+
+    lengths = {"chr20": 63_025_520}
+    with caplog.at_level("WARNING", logger="genalm_models.tasks.splits"):
+        assert parse_range("chr20:32000001-36000000", lengths) == ("chr20", 32_000_000, 36_000_000)
+        assert not caplog.records
+        assert parse_range("chr20:32000000-36000000", lengths) == ("chr20", 31_999_999, 36_000_000)
+    assert "1-based" in caplog.text and "write chr20:32000001-36000000" in caplog.text

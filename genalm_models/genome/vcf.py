@@ -6,7 +6,8 @@ record htslib cannot parse is refused here too. Next to it, in step, the text of
 because htslib alone is not enough for what we promise (each shown in tests/test_library_parity.py):
 - line numbers: htslib reports none ("unable to parse next record"); every error here names file and line;
 - the checks htslib does not make: it reads QUAL `high` as 0, drops sample columns beyond the header's, accepts
-  POS 0 and REF `AXG`, reads an empty ALT (`G,,T`) as `.`, and stops at a blank line (skipped here, as before);
+  POS 0 and REF `AXG`, reads an empty ALT (`G,,T`) as `.`, and reports a blank line as a record it cannot parse (skipped here, as
+  before);
 - the line as written (`VcfRecord.raw`, `info`, `format`, `samples`): the variant scorer copies each input line to
   its output with only INFO changed, byte for byte; htslib would re-write it (QUAL `50.0` as `50`, and so on). QUAL
   is also read from the text: htslib keeps it as a 32-bit float (50.1 becomes 50.099998474121094).

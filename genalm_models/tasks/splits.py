@@ -28,6 +28,7 @@ A random split of overlapping genomic windows can leak between splits: prefer th
 from __future__ import annotations
 
 import bisect
+import logging
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Optional, Sequence, TypeVar
 
@@ -39,6 +40,8 @@ from ..genome.names import canonical_chrom
 from ..genome.regions import parse_region_1based
 from ..io_utils import write_text_atomic
 from .base import SPLITS
+
+log = logging.getLogger(__name__)
 
 GAP = "gap"
 # When two regions of different splits meet, the gap is carved out of the one with the lower priority.
@@ -80,6 +83,13 @@ def parse_range(text: str, contig_lengths: Mapping[str, int], what: str = "range
     if is_reserved_chromosome(chrom_text):
         raise ValueError(f"{what} {text!r}: chromosome X is reserved for independent evaluation and is never used")
     region = parse_region_1based(text, contig_lengths, what)
+    typed_start = region.start + 1
+    if typed_start % 1000 == 0:
+        # a round typed start is often a 0-based spelling: split ranges were read 0-based before (the recipes said
+        # chr20:32000000-36000000 for what is now chr20:32000001-36000000)
+        log.warning("%s %r: ranges are 1-based and inclusive (samtools): this one starts at base %s; if %s was "
+                    "meant as a 0-based start, write %s:%d-%d", what, text, f"{typed_start:,}", typed_start,
+                    chrom_text, typed_start + 1, region.end)
     return region.chrom, region.start, region.end
 
 

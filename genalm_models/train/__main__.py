@@ -136,6 +136,11 @@ def cmd_export(args) -> None:
 
     options = {key: getattr(args, key) for key in EXPORT_OPTIONS if getattr(args, key) is not None}
     finishers = registered_finishers()
+    if not finishers and (Path(args.out) / "model.yaml").is_file():
+        # replacing a Kipoi model folder with one that has no model.yaml would drop its Kipoi files
+        raise SystemExit(f"export: {args.out} is a Kipoi model folder (model.yaml) and no export finisher is "
+                         "installed to write its Kipoi files (an editable install made before the entry point "
+                         "existed?): run `pip install -e .` in the repository, or export to another folder")
     path = export_model(args.source, args.out, name=args.name, config_path=args.config, fp16=not args.fp32,
                         finishers=finishers, **options)
     if finishers:
