@@ -233,6 +233,9 @@ def run_score_variants(options: ScoreVariantsOptions) -> ScoreResult:
 
     option_changes = {"rc_average": rc_average, "batch_size": batch_size, "device": device, "precision": precision}
     scoring = load_scoring_model(model, option_changes, group_dir)
+    if mlm_estimator != DEFAULT_ESTIMATOR and scoring.kind != "mlm":
+        raise ValueError(f"mlm_estimator {mlm_estimator!r} (--mlm-estimator) applies to masked-LM models only; "
+                         f"{scoring.name} is a {scoring.kind} model")
     names = _check_scores(scores, scoring)
     from .sequences import as_bool
 
@@ -277,8 +280,9 @@ def run_score_variants(options: ScoreVariantsOptions) -> ScoreResult:
         if regions is not None:
             meta["regions"] = Path(regions_file).name
         if scoring.kind == "mlm":
-            meta["llr_flank"] = llr_flank
-            if mlm_estimator != DEFAULT_ESTIMATOR:
+            if mlm_estimator == DEFAULT_ESTIMATOR:
+                meta["llr_flank"] = llr_flank   # the pseudo-likelihood stretch; masked-marginal has none
+            else:
                 meta["mlm_estimator"] = mlm_estimator
         if scoring.kind == "token":
             meta["splice_distance"] = splice_distance

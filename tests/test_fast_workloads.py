@@ -220,7 +220,13 @@ def test_masked_marginal_equals_its_definition_and_is_compared_with_pll(tiny_zoo
                         mlm_estimator="masked-marginal", **common)
     pll = score_variants(model, {"fasta_file": str(chr20_fasta)}, TEST_VCF, tmp_path / "pll.vcf", llr_flank=16,
                          **common)
-    assert "mlm_estimator=masked-marginal" in (tmp_path / "mm.vcf").read_text()
+    mm_text, pll_text = (tmp_path / "mm.vcf").read_text(), (tmp_path / "pll.vcf").read_text()
+    assert "mlm_estimator=masked-marginal" in mm_text and "llr_flank" not in mm_text   # no PLL stretch there
+    assert "llr_flank=16" in pll_text
+    with pytest.raises(ValueError, match="applies to masked-LM models only; GENA-LM/promoter is a sequence model"):
+        score_variants("GENA-LM/promoter", {"fasta_file": str(chr20_fasta)}, TEST_VCF, tmp_path / "seq.vcf",
+                       mlm_estimator="masked-marginal", progress=False)
+    assert not (tmp_path / "seq.vcf").exists()
     with pytest.raises(ValueError, match="mlm_estimator must be one of pll, masked-marginal, got 'fast'"):
         score_variants(model, {"fasta_file": str(chr20_fasta)}, TEST_VCF, tmp_path / "x.vcf", mlm_estimator="fast",
                        progress=False)
