@@ -2,17 +2,20 @@
 input size.
 
     python bench/bench_scale_out.py --quick      # 6 small runs on the tests/data slice, one scan strand: ~2 min idle
-    python bench/bench_scale_out.py --fasta ../shared/data/genome/GRCh37_chr20.fa.gz \
-        --variants 10000,100000,1000000 --scan-mb 1,10,63         # the full measurement (hours on a CPU)
+    python bench/bench_scale_out.py      # the full measurement on chr20: 10k / 100k / 1M variants with
+                                         # GENA-LM/promoter_300, 1 / 10 / 63 Mb x 2 strands with GENA-LM/splice
+                                         # (per-base tracks): about 2 hours on 2 CPUs
 
 Every run is what a user types: `python -m torch.distributed.run --standalone --nproc-per-node N -m
 kipoi_genalm.cli score-variants|scan ...` in a fresh process, so model loading, planning (one pass over the VCF,
 sha256 of the inputs), scoring and the merge (BGZF + tabix) are all in the wall time. Reported:
-- variants/s (VCF records per second of wall time) and Mb/s (scanned bp per second) at 1 and 2 processes, and the
-  scaling efficiency rate(2) / (2 x rate(1));
+- variants/s (VCF records per second of wall time) and Mb/s (scanned bp per second) at 1 and 2 processes (at the
+  smallest input size), and the scaling efficiency rate(2) / (2 x rate(1));
 - peak memory: the largest resident set of any process of the run (ru_maxrss of the waited-for descendants, read
   in a fresh wrapper process per run), at each input size: it should not grow with the input (the chunk size, which
-  sets the model calls, is the same at every size);
+  sets the model calls, is the same at every size). `--variant-procs` / `--scan-procs` give the processes per size
+  (default: the 1M-variant run on 2 processes, so that each process scores 500k records - the table says how much
+  input each process handled);
 - the shard plan alone (the streaming pass over the whole VCF that every process makes) at 10k, 100k and 1M
   records: seconds and peak memory.
 The VCF holds one SNV every few bases of the FASTA's non-N sequence (REF from the FASTA), written by this script;
@@ -87,17 +90,19 @@ def torchrun(nproc: int, *args: str) -> list[str]:
 def bench_variants(args, work: Path) -> list[dict]:
     rows = []
     sizes = sorted(set(args.variants))
+    procs = dict(zip(sizes, args.variant_procs))
     for size in sizes:
         vcf = work / f"snv_{size}.vcf"
         write_snv_vcf(args.fasta, vcf, size, args.start, args.stride)
         chunk = args.chunk_size   # the same at every size: model calls (and their memory) do not change with it
         shard_records = max(chunk, size // args.shards)
-        for nproc in ([1, 2] if size == args.rate_variants else [1]):
+        for nproc in ([1, 2] if size == args.rate_variants else [procs.get(size, 1)]):
             out = work / f"scored_{size}_{nproc}.vcf.gz"
-            report = measured(torchrun(nproc, "score-variants", args.model, "--vcf", str(vcf), "--fasta", args.fasta,
+            report = measured(torchrun(nproc, "score-variants", args.variant_model, "--vcf", str(vcf), "--fasta", args.fasta,
                                        "-o", str(out), "--no-progress", "--shard-records", str(shard_records),
                                        "--chunk-size", str(chunk), "--scores", "diff"))
-            rows.append({"what": "score-variants", "input": f"{size} variants", "size": size, "processes": nproc,
+            rows.append({"what": "score-variants", "model": args.variant_model, "input": f"{size} variants",
+                         "per_process": f"{size // nproc} variants", "size": size, "processes": nproc,
                          "seconds": round(report["seconds"], 2), "rate": round(size / report["seconds"], 2),
                          "unit": "variants/s", "peak_mb": round(report["peak_mb"], 1)})
             print(json.dumps(rows[-1]), flush=True)
@@ -110,21 +115,24 @@ def bench_scan(args, work: Path) -> list[dict]:
     rows = []
     with Genome(args.fasta) as genome:
         contig, length = next(iter(genome.contig_lengths.items()))
+    procs = dict(zip(sorted(set(args.scan_mb)), args.scan_procs))
     for mb in sorted(set(args.scan_mb)):
         bp = int(mb * 1_000_000)
         start = args.start
         end = min(length, start + bp)
-        for nproc in ([1, 2] if mb == args.rate_mb else [1]):
+        for nproc in ([1, 2] if mb == args.rate_mb else [procs.get(mb, 1)]):
             seconds, peak = 0.0, 0.0
             for strand in args.strands:
                 out = work / f"scan_{mb}_{nproc}_{'plus' if strand == '+' else 'minus'}.bedGraph"
-                report = measured(torchrun(nproc, "scan", args.model, "--fasta", args.fasta, "--region",
+                report = measured(torchrun(nproc, "scan", args.scan_model, "--fasta", args.fasta, "--region",
                                            f"{contig}:{start + 1}-{end}", "--strand", strand, "--step",
                                            str(args.step), "-o", str(out), "--no-progress", "--shard-bp",
                                            str(max(1, (end - start) // args.shards))))
                 seconds += report["seconds"]
                 peak = max(peak, report["peak_mb"])
-            rows.append({"what": SCAN, "input": f"{(end - start) / 1e6:g} Mb x {len(args.strands)} strand(s)",
+            rows.append({"what": SCAN, "model": args.scan_model,
+                         "input": f"{(end - start) / 1e6:g} Mb x {len(args.strands)} strand(s)",
+                         "per_process": f"{(end - start) / 1e6 / nproc:g} Mb",
                          "size": end - start, "processes": nproc, "seconds": round(seconds, 2),
                          "rate": round(len(args.strands) * (end - start) / 1e6 / seconds, 4),
                          "unit": "Mb/s (strand-Mb)", "peak_mb": round(peak, 1)})
@@ -173,7 +181,11 @@ def efficiency(rows: list[dict]) -> list[str]:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes on the tests/data chr20 slice (< 3 min)")
-    parser.add_argument("--model", default="GENA-LM/promoter")
+    parser.add_argument("--variant-model", default="GENA-LM/promoter_300", help="model of score-variants")
+    parser.add_argument("--scan-model", default="GENA-LM/splice",
+                        help="model of scan (default: per-base tracks, the largest output)")
+    parser.add_argument("--variant-procs", default="1,1,2", help="processes per VCF size (in size order)")
+    parser.add_argument("--scan-procs", default="1,1,1", help="processes per scan length (in size order)")
     parser.add_argument("--fasta", default=None, help="default: tests/data/chr20_2mb.fa.gz (quick) or "
                                                       "../shared/data/genome/GRCh37_chr20.fa.gz")
     parser.add_argument("--variants", default="10000,100000,1000000", help="VCF sizes (records)")
@@ -187,27 +199,37 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--chunk-size", type=int, default=1000, help="score-variants --chunk-size (records)")
     parser.add_argument("--strands", default="+-", help="scan strands: + - or +- (both, as whole-genome tracks)")
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--parts", default="plan,variants,scan", help="which measurements to run (comma list)")
     args = parser.parse_args(argv)
     if args.quick:
         args.variants, args.scan_mb, args.chunk_size, args.strands = "40,160", "0.002,0.008", 10, "+"
-        args.plan_variants = "10000,100000"
+        args.plan_variants, args.variant_procs, args.scan_procs = "10000,100000", "1,1", "1,1"
+        args.variant_model = args.scan_model = "GENA-LM/promoter"
         args.fasta = args.fasta or str(ROOT / "tests" / "data" / "chr20_2mb.fa.gz")
     args.fasta = args.fasta or str(ROOT.parent / "shared" / "data" / "genome" / "GRCh37_chr20.fa.gz")
     args.variants = [int(v) for v in args.variants.split(",")]
     args.scan_mb = [float(v) for v in args.scan_mb.split(",")]
     args.plan_variants = [int(v) for v in args.plan_variants.split(",")]
-    args.rate_variants, args.rate_mb = max(args.variants), max(args.scan_mb)
+    args.variant_procs = [int(v) for v in args.variant_procs.split(",")]
+    args.scan_procs = [int(v) for v in args.scan_procs.split(",")]
+    args.rate_variants, args.rate_mb = min(args.variants), min(args.scan_mb)   # 1 vs 2 processes: the cheapest
     hardware = describe()
     print(hardware, flush=True)
     started = time.perf_counter()
     load = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench_scale_out_") as folder:
-        rows = bench_plan(args, Path(folder)) + bench_variants(args, Path(folder)) + bench_scan(args, Path(folder))
+        parts = {"plan": bench_plan, "variants": bench_variants, "scan": bench_scan}
+        chosen = args.parts.split(",")
+        unknown = sorted(set(chosen) - set(parts))
+        if unknown:
+            parser.error(f"--parts: unknown {', '.join(unknown)}; known: {', '.join(parts)}")
+        rows = [row for name in chosen for row in parts[name](args, Path(folder))]
     summary = efficiency(rows)
-    print(f"\n{'what':22} {'input':>16} {'procs':>5} {'seconds':>8} {'rate':>10} {'unit':18} {'peak MB':>8}")
+    print(f"\n{'what':15} {'input':>20} {'procs':>5} {'per process':>16} {'seconds':>8} {'rate':>10} {'unit':18} "
+          f"{'peak MB':>8}")
     for r in rows:
-        print(f"{r['what']:22} {r['input']:>16} {r['processes']:>5} {r['seconds']:>8} {r['rate']:>10} "
-              f"{r['unit']:18} {r['peak_mb']:>8}")
+        print(f"{r['what']:15} {r['input']:>20} {r['processes']:>5} {r.get('per_process', ''):>16} "
+              f"{r['seconds']:>8} {r['rate']:>10} {r['unit']:18} {r['peak_mb']:>8}")
     for line in summary:
         print(line)
     result = {"hardware": hardware, "load_average_before": load, "rows": rows, "efficiency": summary,

@@ -169,11 +169,31 @@ def type_name(hint: Any) -> str:
 def _merge(schema: type, values: Mapping[str, Any], source: str, error: type[Exception], prefix: str) -> DictConfig:
     if not isinstance(values, Mapping):
         raise error(f"{source}: {prefix.rstrip('.') or 'config'} must be a mapping, got {values!r}")
+    _refuse_booleans_as_text(schema, values, source, error, prefix)
     values = _listify(schema, dict(values))
     try:
         return OmegaConf.merge(OmegaConf.structured(schema), values)
     except OmegaConfBaseException as err:
         raise _one_line(err, schema, values, source, error, prefix) from None
+
+
+def _refuse_booleans_as_text(schema: type, values: Mapping[str, Any], source: str, error: type[Exception],
+                             prefix: str) -> None:
+    """A text field given a boolean is refused: YAML reads an unquoted yes / no / on / off / true / false as one, and
+    OmegaConf would turn it into the text "True" (a name, a path) without a word."""
+    hints = _hints(schema)
+    for key, value in values.items():
+        hint = _strip_optional(hints.get(key))
+        items = [(f"{prefix}{key}", value)] if hint is str else []
+        if typing.get_origin(hint) in (list, tuple) and typing.get_args(hint)[:1] == (str,) \
+                and isinstance(value, (list, tuple)):
+            items = [(f"{prefix}{key}[{index}]", item) for index, item in enumerate(value)]
+        for where, item in items:
+            if isinstance(item, bool):
+                raise error(f"{source}: {where}: expected text, got the boolean {str(item).lower()} (YAML reads "
+                            "unquoted yes/no/on/off/true/false as booleans: quote the value)")
+        if dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
+            _refuse_booleans_as_text(hint, value, source, error, f"{prefix}{key}.")
 
 
 def _listify(schema: type, values: dict[str, Any]) -> dict[str, Any]:

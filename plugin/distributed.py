@@ -481,21 +481,36 @@ def score_variants_sharded(model: str, dl_args: Mapping[str, Any], input_vcf: st
 
         manifest = _planned(workers, plan)
         shards = [VariantShard(**s) for s in manifest["shards"]]
-        outputs = {s.index: work / f"{shard_name(s.index)}.vcf" for s in shards}
-        mine = [s for s in shards if workers.owns(s.index)
-                and not (resume and finished(work, s.index, outputs[s.index]))]
-        bar = CrossRankProgress(work, {s.index: s.records for s in shards}, progress and workers.rank == 0,
-                                f"score variants ({scoring.name}, {len(shards)} shards)", "record")
+        outputs, mine, bar = _my_shards(workers, work, shards, ".vcf", {s.index: s.records for s in shards}, resume,
+                                        progress, f"score variants ({scoring.name}, {len(shards)} shards)", "record")
         with bar:
             _score_shards(scoring, mine, outputs, work, input_vcf, dl_args, regions, output_table is not None,
                           {k: v for k, v in settings.items()})
-            if not workers.merges:
-                return (f"job {workers.rank}/{workers.world}: {len(mine)} shard(s) scored in {work}" if workers.job
-                        else f"rank {workers.rank}: {len(mine)} shard(s) scored")
-            _wait_for_shards(work, outputs)
-        return merge(output_vcf, work, table=output_table)
+            stopped = _rank_done(workers, work, outputs, mine, "scored")
+        return stopped or merge(output_vcf, work, table=output_table)
     finally:
         workers.close()
+
+
+def _my_shards(workers: Workers, work: Path, shards: Sequence[Any], suffix: str, sizes: Mapping[int, int],
+               resume: bool, progress: bool, what: str, unit: str
+               ) -> tuple[dict[int, Path], list[Any], "CrossRankProgress"]:
+    """(every shard's output path, the shards this process runs - owned, and on resume not yet finished - and the
+    cross-rank progress bar, shown by rank 0)."""
+    outputs = {s.index: work / f"{shard_name(s.index)}{suffix}" for s in shards}
+    mine = [s for s in shards if workers.owns(s.index) and not (resume and finished(work, s.index, outputs[s.index]))]
+    return outputs, mine, CrossRankProgress(work, sizes, progress and workers.rank == 0, what, unit)
+
+
+def _rank_done(workers: Workers, work: Path, outputs: Mapping[int, Path], mine: Sequence[Any], verb: str
+               ) -> str | None:
+    """After this process's shards: a summary line for a process that does not merge, else None once every shard
+    is finished (the merging process waits for the others)."""
+    if not workers.merges:
+        return (f"job {workers.rank}/{workers.world}: {len(mine)} shard(s) {verb} in {work}" if workers.job
+                else f"rank {workers.rank}: {len(mine)} shard(s) {verb}")
+    _wait_for_shards(work, outputs)
+    return None
 
 
 def _planned(workers: Workers, plan: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -643,21 +658,16 @@ def scan_sharded(model: str | os.PathLike, fasta: str | os.PathLike, request, ou
 
         manifest = _planned(workers, plan)
         shards = [ScanShard(**s) for s in manifest["shards"]]
-        outputs = {s.index: work / f"{shard_name(s.index)}.bedGraph" for s in shards}
-        mine = [s for s in shards if workers.owns(s.index)
-                and not (resume and finished(work, s.index, outputs[s.index]))]
-        with CrossRankProgress(work, {s.index: s.end - s.start for s in shards}, progress and workers.rank == 0,
-                               f"scan ({info.name}, {len(shards)} shards)", "bp"):
+        outputs, mine, bar = _my_shards(workers, work, shards, ".bedGraph", {s.index: s.end - s.start for s in shards},
+                                        resume, progress, f"scan ({info.name}, {len(shards)} shards)", "bp")
+        with bar:
             for shard in mine:
                 sub = ScanRequest(request.chrom, shard.start, shard.end, step=request.step, strand=request.strand,
                                   output=request.output)
                 count = scan_to_bedgraph(runner, fasta, sub, outputs[shard.index], progress=False)
                 write_marker(work, shard.index, outputs[shard.index], {"lines": count, "bp": shard.end - shard.start})
-            if not workers.merges:
-                return (f"job {workers.rank}/{workers.world}: {len(mine)} shard(s) scanned in {work}" if workers.job
-                        else f"rank {workers.rank}: {len(mine)} shard(s) scanned")
-            _wait_for_shards(work, outputs)
-        return merge(output, work, bigwig=bigwig)
+            stopped = _rank_done(workers, work, outputs, mine, "scanned")
+        return stopped or merge(output, work, bigwig=bigwig)
     finally:
         workers.close()
 

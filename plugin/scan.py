@@ -53,9 +53,22 @@ class ScanRequest:
         return self
 
 
-def _chunks(items: list, size: int) -> Iterator[list]:
-    for offset in range(0, len(items), size):
-        yield items[offset: offset + size]
+def _spans(start: int, end: int, width: int) -> Iterator[tuple[int, int]]:
+    """[start, end) cut into consecutive spans of `width` bp (the last one shorter), made as they are needed."""
+    for left in range(start, end, width):
+        yield left, min(left + width, end)
+
+
+def _chunks(items: Iterator, size: int) -> Iterator[list]:
+    """Consecutive lists of `size` items; only one list is held at a time (a chromosome's bins never are)."""
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _progress(iterable, total: int, enabled: bool, what: str):
@@ -94,9 +107,9 @@ def _scan_sequence(model: FolderModel, genome: Genome, request: ScanRequest, col
     if window.sequence_length is None:
         raise ValueError(f"{model.info.name} takes any length: give it intervals with `genalm-kipoi predict` "
                          "instead of scanning")
-    bins = [(s, min(s + request.step, request.end)) for s in range(request.start, request.end, request.step)]
-    chunks = list(_chunks(bins, CHUNK_WINDOWS))
-    for chunk in _progress(chunks, len(chunks), progress, "scan"):
+    bins = _spans(request.start, request.end, request.step)
+    total = math.ceil(math.ceil((request.end - request.start) / request.step) / CHUNK_WINDOWS)
+    for chunk in _progress(_chunks(bins, CHUNK_WINDOWS), total, progress, "scan"):
         sequences = []
         for bin_start, bin_end in chunk:
             centre = (bin_start + bin_end - 1) // 2
@@ -110,10 +123,11 @@ def _scan_sequence(model: FolderModel, genome: Genome, request: ScanRequest, col
 def _scan_tracks(model: FolderModel, genome: Genome, request: ScanRequest, label: str, progress: bool):
     window = model.info.window
     block = window.sequence_length
-    blocks = [Interval(request.chrom, s, min(s + block, request.end), strand=request.strand)
-              for s in range(request.start, request.end, block)]
-    chunks = list(_chunks(blocks, max(1, CHUNK_WINDOWS // 8)))
-    for chunk in _progress(chunks, len(chunks), progress, "scan"):
+    blocks = (Interval(request.chrom, left, right, strand=request.strand)
+              for left, right in _spans(request.start, request.end, block))
+    per_chunk = max(1, CHUNK_WINDOWS // 8)
+    total = math.ceil(math.ceil((request.end - request.start) / block) / per_chunk)
+    for chunk in _progress(_chunks(blocks, per_chunk), total, progress, "scan"):
         # every block is predicted at full width (the last one runs past the region; its tail is dropped)
         full = [Interval(b.chrom, b.start, b.start + block, strand=b.strand) for b in chunk]
         sequences = [genome.fetch(input_region(b, window)) for b in full]

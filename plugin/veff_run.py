@@ -42,6 +42,7 @@ DEFAULT_CHUNK_SIZE = 1000
 DEFAULT_LLR_FLANK = 32
 DEFAULT_SPLICE_DISTANCE = 50
 DEFAULT_CACHE_MB = 256
+LEFT_ALIGN_MARGIN = 10_000   # bp of windows behind a chunk's last record the cache keeps
 # The coordinate check (module docstring): records screened, the least checked for a verdict, the mismatch share
 REF_SCREEN_RECORDS = 10_000
 REF_SCREEN_MIN_CHECKED = 20
@@ -555,7 +556,15 @@ class _Run:
             fields = record.raw.split("\t")
             fields[7] = replace_info(fields[7], entries, self.field_ids)
             lines.append("\t".join(fields) + "\n")
+        self._forget_passed(records[-1])
         return lines, rows
+
+    def _forget_passed(self, last: VcfRecord) -> None:
+        """Let the window cache drop what the rest of a sorted VCF cannot use (memory flat over the whole file)."""
+        cache = getattr(self.scorer, "cache", None)
+        if cache is not None and last.chrom in self.genome:
+            # left-aligning an indel can move it left of POS: keep a margin of windows behind the last record
+            cache.forget_passed(self.genome.resolve(last.chrom), last.pos - 1 - LEFT_ALIGN_MARGIN)
 
     def _plan(self, record: VcfRecord, ref_sequences: dict[Any, str]) -> list[AltPlan]:
         check_letters(record)  # junk letters: an error naming file and line

@@ -32,11 +32,22 @@ class Job:
 
 
 class WindowCache:
-    """Reference-window outputs by window key, least recently used dropped first beyond `max_bytes`."""
+    """Reference-window outputs by window key, for reuse by later variants in the same window.
+
+    Bounded two ways, so that memory does not grow with the number of records scored:
+    - `forget_passed(chrom, start)`, called after each chunk of a position-sorted VCF, drops every window that ends
+      at or before `start` on `chrom` and every window of another contig: no later record can fall in them (a VCF
+      that is not sorted only loses reuse: such a window is predicted again);
+    - beyond `max_bytes` the least recently used entries go first. An entry is charged its value's bytes plus
+      `ENTRY_OVERHEAD` for the Python objects around it (key, array header, dict node), which for a promoter model's
+      3-float output are most of its size.
+    """
+
+    ENTRY_OVERHEAD = 512
 
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
-        self._items: OrderedDict[Any, tuple[Any, int]] = OrderedDict()
+        self._items: OrderedDict[Any, tuple[Any, int, str, int]] = OrderedDict()
         self._bytes = 0
 
     def get(self, key):
@@ -46,14 +57,36 @@ class WindowCache:
         self._items.move_to_end(key)
         return item[0]
 
-    def put(self, key, value, nbytes: int) -> None:
+    def lookup(self, key, sequence: str, found: dict, missing: dict) -> None:
+        """Put `key`'s cached value in `found`, or else its `sequence` in `missing` (to predict), once per key."""
+        if key in found or key in missing:
+            return
+        cached = self.get(key)
+        if cached is not None:
+            found[key] = cached
+        else:
+            missing[key] = sequence
+
+    def put(self, key, value, nbytes: int, window: Window) -> None:
         if key in self._items:
             self._bytes -= self._items.pop(key)[1]
-        self._items[key] = (value, nbytes)
-        self._bytes += nbytes
+        size = nbytes + self.ENTRY_OVERHEAD
+        self._items[key] = (value, size, window.chrom, window.end)
+        self._bytes += size
         while self._bytes > self.max_bytes and len(self._items) > 1:
-            _, (_, size) = self._items.popitem(last=False)
-            self._bytes -= size
+            _, (_, dropped, _, _) = self._items.popitem(last=False)
+            self._bytes -= dropped
+
+    def forget_passed(self, chrom: str, start: int) -> None:
+        """Drop windows no record at or after (`chrom`, 0-based `start`) of a sorted VCF can fall in."""
+        passed = [key for key, (_, _, window_chrom, window_end) in self._items.items()
+                  if window_chrom != chrom or window_end <= start]
+        for key in passed:
+            self._bytes -= self._items.pop(key)[1]
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
 
     def __len__(self) -> int:
         return len(self._items)
@@ -86,24 +119,18 @@ class OutputScorer:
         ref_outputs: dict[Any, np.ndarray] = {}
         missing: dict[Any, str] = {}
         for job in jobs:
-            key = job.window.key
-            if key in ref_outputs or key in missing:
-                continue
-            cached = self.cache.get(key)
-            if cached is not None:
-                ref_outputs[key] = cached
-            else:
-                missing[key] = job.ref_sequence
+            self.cache.lookup(job.window.key, job.ref_sequence, ref_outputs, missing)
         alts: dict[str, int] = {}
         for job in jobs:
             if job.alt_sequence != job.ref_sequence:
                 alts.setdefault(job.alt_sequence, len(alts))
         sequences = list(missing.values()) + list(alts)
         outputs = self.predict(sequences) if sequences else []
+        windows = {job.window.key: job.window for job in jobs}
         for position, key in enumerate(missing):
             # a copy: a view would keep the whole chunk's output array alive in the cache
             ref_outputs[key] = np.array(outputs[position], copy=True)
-            self.cache.put(key, ref_outputs[key], ref_outputs[key].nbytes)
+            self.cache.put(key, ref_outputs[key], ref_outputs[key].nbytes, windows[key])
         self.ref_windows_predicted += len(missing)
         self.alt_sequences_predicted += len(alts)
         results = []
@@ -183,14 +210,9 @@ class MlmScorer:
             job_views = []
             for ref_key, ref_seq, ref_span, alt_seq, alt_span in self._views(job):
                 alt_key = ref_key if alt_seq == ref_seq else ("alt", ref_key[1], alt_seq)
-                for key, seq in ((ref_key, ref_seq), (alt_key, alt_seq)):
-                    if key in entries or key in new_sequences:
-                        continue
-                    cached = self.cache.get(key)
-                    if cached is not None:
-                        entries[key] = cached
-                    else:
-                        new_sequences[key] = seq
+                self.cache.lookup(ref_key, ref_seq, entries, new_sequences)
+                if alt_key not in entries:   # alternative windows are never cached
+                    new_sequences.setdefault(alt_key, alt_seq)
                 fits = all(0 <= s and e <= len(ref_seq) for s, e in (ref_span, alt_span))
                 job_views.append((ref_key, ref_span, alt_key, alt_span, fits))
             plans.append(job_views)
@@ -219,9 +241,10 @@ class MlmScorer:
         values = self.predictor.masked_token_log_probs([entries[k].ids for k in keys], positions) if keys else []
         for key, tokens, logps in zip(keys, positions, values):
             entries[key].log_probs.update(zip(tokens, logps.tolist()))
+        windows = {(job.window.key, direction): job.window for job in jobs for direction in ("forward", "reverse")}
         for key, entry in entries.items():
             if key[0] != "alt":
-                self.cache.put(key, entry, entry.nbytes)
+                self.cache.put(key, entry, entry.nbytes, windows[key])
 
         results = []
         for job_views in plans:

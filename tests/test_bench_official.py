@@ -36,6 +36,9 @@ def test_core_on_a_tiny_official_checkpoint(task, tmp_path, monkeypatch, chr20_f
         assert (row["ref_windows"], row["alt_sequences"]) == (2, 3)
         assert row["intervals_s"] > 0 and row["variants_s"] > 0
     assert rows["fp32", "fast"]["max_abs_diff_vs_plain"] < 1e-4
+    # the published way (eager attention, promoters padded to 512 tokens) computes the same outputs
+    assert out["official"]["intervals"] == 2 and out["official"]["intervals_s"] > 0
+    assert out["official"]["max_abs_diff_vs_plain_fp32"] < 1e-5
     assert rows["bf16", "fast"]["max_abs_diff_vs_plain"] < 0.05
     assert out["info"]["name"] == case.name and out["info"]["shape"] == "2 x 32"
     assert out["info"]["weights_file"].startswith(str(cache))  # the weights came from the Hugging Face cache

@@ -123,3 +123,15 @@ def test_the_corpus_config_is_typed_by_the_same_mechanism():
         with pytest.raises(CorpusError, match=f"^invalid corpus config: {message}$") as caught:
             CorpusConfig(fasta_paths=["g.fa"], output_dir="out", **bad)
         assert "\n" not in str(caught.value)
+
+
+def test_a_yaml_boolean_for_a_text_field_is_refused_not_turned_into_true(tmp_path):
+    """`name: yes` in YAML is the boolean true; OmegaConf alone would store the text "True"."""
+    with pytest.raises(ValueError, match=r"^here: names\[1\]: expected text, got the boolean true \(YAML reads"):
+        typed_config.build(Ranges, {"names": ["a", True]}, "here")
+    run = tmp_path / "run.yaml"
+    run.write_text("model: {tokenizer: yes}\ndata: {packed: p}\n")
+    with pytest.raises(RunConfigError, match=r"run\.yaml: model\.tokenizer: expected text, got the boolean true"):
+        RunConfig.load(run)
+    task = {**BASE, "data": {"task": "promoter", "args": {"tss_bed": "t.bed", "fasta": False}}}
+    assert "data.args.fasta: expected text, got the boolean false" in one_line_error(task)

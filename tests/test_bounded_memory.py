@@ -1,0 +1,113 @@
+"""Memory that does not grow with the input: the variant scorer's window cache forgets windows a sorted VCF has
+passed, and a scan makes its bins as it goes (a chromosome's bins are never held). The measured numbers (peak RSS
+at 10k / 100k / 1M variants and 1 / 10 / 63 Mb scans) come from `python bench/bench_scale_out.py`."""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kipoi_genalm.veff_scorers import WindowCache
+from kipoi_genalm.veff_variants import Window
+
+
+def _window(chrom: str, start: int, end: int) -> Window:
+    return Window(chrom, start, end, "+")
+
+
+def test_window_cache_charges_python_overhead_and_forgets_passed_windows():
+    cache = WindowCache(max_bytes=10 * (WindowCache.ENTRY_OVERHEAD + 12))
+    for start in range(0, 3000, 100):          # 30 windows of 3 floats: only 10 fit once overhead is charged
+        window = _window("20", start, start + 300)
+        cache.put(window.key, np.zeros(3, np.float32), 12, window)
+    assert len(cache) == 10 and cache.nbytes == 10 * (WindowCache.ENTRY_OVERHEAD + 12)
+    assert cache.get(_window("20", 2900, 3200).key) is not None and cache.get(_window("20", 0, 300).key) is None
+
+    cache.forget_passed("20", 2600)            # windows ending at or before 2600 can hold no later record
+    assert sorted(key[1] for key in cache._items) == [2400, 2500, 2600, 2700, 2800, 2900]
+    other = _window("21", 0, 300)
+    cache.put(other.key, np.zeros(3, np.float32), 12, other)
+    cache.forget_passed("21", 10)              # a new contig: every window of the previous one goes
+    assert list(cache._items) == [other.key]
+
+
+def test_cache_lookup_splits_cached_from_missing_once_per_key():
+    cache = WindowCache(1 << 20)
+    kept = _window("20", 0, 100)
+    cache.put(kept.key, "cached", 1, kept)
+    found, missing = {}, {}
+    for key, sequence in [(kept.key, "A"), (("20", 5, 105, "+"), "C"), (("20", 5, 105, "+"), "G")]:
+        cache.lookup(key, sequence, found, missing)
+    assert found == {kept.key: "cached"} and missing == {("20", 5, 105, "+"): "C"}
+
+
+def _snv_vcf(path: Path, fasta: Path, count: int, stride: int) -> Path:
+    from genalm_models.genome import Genome
+
+    lines = ["##fileformat=VCFv4.2", "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO"]
+    with Genome(fasta) as genome:
+        contig = next(iter(genome.contig_lengths))
+        block = genome.fetch(contig, 100_000, 100_000 + count * stride).upper()
+    for index in range(count):
+        ref = block[index * stride]
+        if ref in "ACGT":
+            lines.append(f"{contig}\t{100_001 + index * stride}\tv{index}\t{ref}\t{'CAGT'['ACGT'.index(ref)]}\t.\t.\t.")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_scoring_a_long_sorted_vcf_keeps_a_bounded_cache(tiny_zoo, tmp_path, chr20_fasta, monkeypatch):
+    """The cache holds the windows near the frontier only: the same at 300 and at 900 records (before the fix it
+    held one entry per record: 900)."""
+    from kipoi_genalm import veff_run
+    from kipoi_genalm.veff_run import ScoreVariantsOptions, run_score_variants
+
+    sizes = []
+    put = WindowCache.put
+
+    def tracking_put(self, key, value, nbytes, window):
+        put(self, key, value, nbytes, window)
+        sizes.append(len(self))
+
+    monkeypatch.setattr(WindowCache, "put", tracking_put)
+    monkeypatch.setattr(veff_run, "LEFT_ALIGN_MARGIN", 2_000)
+    peaks = []
+    for count in (300, 900):
+        sizes.clear()
+        vcf = _snv_vcf(tmp_path / f"snv{count}.vcf", chr20_fasta, count, stride=40)
+        result = run_score_variants(ScoreVariantsOptions(
+            model=str(tiny_zoo["models"]["promoter"]), dl_args={"fasta_file": str(chr20_fasta)}, input_vcf=vcf,
+            output_vcf=tmp_path / f"out{count}.vcf", chunk_size=50, progress=False))
+        assert result.n_scored > 0.9 * count
+        peaks.append(max(sizes))
+    # 2,000 bp of margin / 40 bp per record + one chunk of 50 records (+ the windows the chunk's records reach)
+    assert peaks[0] == peaks[1] <= 2_000 // 40 + 50 + 10
+
+
+def test_scan_makes_bins_as_it_goes(tiny_zoo, chr20_fasta, monkeypatch):
+    """The first value of a whole-chromosome scan comes after one model call of one chunk."""
+    from genalm_models.genome import Genome
+    from kipoi_genalm import scan
+    from kipoi_genalm.adapter import FolderModel
+
+    model = FolderModel(tiny_zoo["models"]["promoter"])
+    calls = []
+    predict = model.predict
+    monkeypatch.setattr(model, "predict", lambda sequences: calls.append(len(sequences)) or predict(sequences))
+    with Genome(chr20_fasta) as genome:
+        contig, length = next(iter(genome.contig_lengths.items()))
+        request = scan.ScanRequest(contig, 100_000, length - 100_000, step=1)   # ~1.8 million bins
+        first = list(itertools.islice(scan.scan_values(model, genome, request), 3))
+    assert [row[:2] for row in first] == [(100_000, 100_001), (100_001, 100_002), (100_002, 100_003)]
+    assert calls == [scan.CHUNK_WINDOWS]
+
+
+def test_scan_chunks_cover_the_region_exactly():
+    from kipoi_genalm import scan
+
+    spans = list(scan._spans(10, 1_013, 100))
+    assert spans[0] == (10, 110) and spans[-1] == (1_010, 1_013) and len(spans) == 11
+    chunks = list(scan._chunks(iter(spans), 4))
+    assert [len(c) for c in chunks] == [4, 4, 3] and list(itertools.chain(*chunks)) == spans
