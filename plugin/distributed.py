@@ -342,7 +342,7 @@ def plan_variant_shards(vcf: str | os.PathLike, window_span: int | None, chunk_s
     `shard_records` records into a shard, and where no reference window can be shared across it: on a new contig,
     or (region mode, `window_span` given) more than `window_span` bp after the previous record, or (centred mode,
     `window_span` None: windows are centred on each allele) at a new position. A VCF without such places stays in
-    one shard. Returns (shards, sorted): sorted says whether contigs come in blocks and positions never decrease
+    one shard, and so does one that is not sorted (with a warning). Returns (shards, sorted): sorted says whether contigs come in blocks and positions never decrease
     inside one (what a tabix index needs).
     """
     if shard_records < 1 or chunk_size < 1:
@@ -375,6 +375,13 @@ def plan_variant_shards(vcf: str | os.PathLike, window_span: int | None, chunk_s
         shards.append(VariantShard(len(shards), chrom, start, ordinal + 1 - start, first_pos, last_chrom, last_pos))
     else:   # no records: one empty shard, so the merge writes the header as a single run does
         shards.append(VariantShard(0, "", 0, 0, 0, "", 0))
+    if not is_sorted and len(shards) > 1:
+        # a record can share a window with one far back in the file: no cut is safe (nor a tabix index possible)
+        log.warning("%s: the records are not sorted by contig and position, so they are scored as one shard (the "
+                    "output must equal a single run's); sort the VCF (bcftools sort) to spread it over processes",
+                    vcf, extra={"genalm_kind": "unsorted_vcf"})
+        first, last = shards[0], shards[-1]
+        shards = [VariantShard(0, first.chrom, 0, ordinal + 1, first.first_pos, last.last_chrom, last.last_pos)]
     return shards, is_sorted
 
 
@@ -640,6 +647,7 @@ def scan_sharded(model: str | os.PathLike, fasta: str | os.PathLike, request, ou
                 if request.end > genome.contig_lengths[name]:
                     raise GenomeError(f"region {request.chrom}:{request.start + 1}-{request.end} runs past the end "
                                       f"of {name} (length {genome.contig_lengths[name]:,})")
+                length = genome.contig_lengths[name]
             unit = scan_unit(info.kind, request.step, info.window.sequence_length)
             shards = plan_scan_shards(request.chrom, request.start, request.end, unit, shard_bp)
             manifest = {
@@ -652,6 +660,7 @@ def scan_sharded(model: str | os.PathLike, fasta: str | os.PathLike, request, ou
                 "shards": [dataclasses.asdict(s) for s in shards],
                 "outputs": {"bedgraph": str(output.resolve()),
                             "bigwig": str(Path(bigwig).resolve()) if bigwig else None},
+                "contig_lengths": {request.chrom: length},   # the merge's bigWig header: no FASTA needed there
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
             return settle_manifest(work, manifest, resume)
@@ -718,11 +727,12 @@ def tabix_index(path: Path) -> Path:
     return index
 
 
-def bedgraph_to_bigwig(bedgraph: str | os.PathLike, bigwig: str | os.PathLike, fasta: str | os.PathLike,
-                       batch: int = 100_000) -> int:
+def bedgraph_to_bigwig(bedgraph: str | os.PathLike, bigwig: str | os.PathLike, fasta: str | os.PathLike | None = None,
+                       batch: int = 100_000, contig_lengths: Mapping[str, int] | None = None) -> int:
     """Convert a bedGraph of one or more contigs (sorted, as scan writes it) to bigWig with pyBigWig, streaming in
-    batches, written atomically. Contig lengths come from `fasta` (names as the bedGraph spells them). nan values
-    are left out (bigWig has no missing value other than no entry). Returns the entries written."""
+    batches, written atomically. Contig lengths come from `contig_lengths` (names as the bedGraph spells them; a
+    sharded scan's manifest records them, so a merge on another machine needs no FASTA) or else from `fasta`. nan
+    values are left out (bigWig has no missing value other than no entry). Returns the entries written."""
     try:
         import pyBigWig
     except ImportError:
@@ -738,8 +748,13 @@ def bedgraph_to_bigwig(bedgraph: str | os.PathLike, bigwig: str | os.PathLike, f
                 if chrom in chroms:
                     raise ValueError(f"{bedgraph}: {chrom} appears in two separate blocks; bigWig needs sorted input")
                 chroms.append(chrom)
-    with Genome(fasta) as genome:
-        sizes = [(chrom, genome.contig_lengths[genome.resolve(chrom)]) for chrom in chroms]
+    if contig_lengths is not None and all(chrom in contig_lengths for chrom in chroms):
+        sizes = [(chrom, int(contig_lengths[chrom])) for chrom in chroms]
+    else:
+        if fasta is None:
+            raise ValueError(f"{bedgraph}: contig lengths of {', '.join(chroms)} unknown: give the FASTA")
+        with Genome(fasta) as genome:
+            sizes = [(chrom, genome.contig_lengths[genome.resolve(chrom)]) for chrom in chroms]
     written = 0
     with atomic_path(bigwig) as temporary:
         writer = pyBigWig.open(str(temporary), "w")
@@ -819,7 +834,8 @@ def merge(output: str | os.PathLike, work_dir: str | os.PathLike | None = None, 
         text = f"{lines} bedGraph lines written to {output} (merged from {len(parts)} shards)"
         bigwig = bigwig if bigwig is not None else manifest["outputs"].get("bigwig")
         if bigwig:
-            entries = bedgraph_to_bigwig(output, bigwig, manifest["inputs"]["fasta"]["path"])
+            entries = bedgraph_to_bigwig(output, bigwig, manifest["inputs"]["fasta"]["path"],
+                                         contig_lengths=manifest.get("contig_lengths"))
             text += f"; bigWig {bigwig} ({entries} entries)"
         return text
 

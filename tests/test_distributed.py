@@ -160,18 +160,32 @@ def test_torchrun_scan_equals_single_process_and_writes_bigwig(tmp_path):
 
 
 def test_scan_jobs_of_a_per_nucleotide_model_in_bf16_merge_to_the_single_run(tmp_path):
-    """Splice (one value per base, runs merged) read on '-', bf16: two --shard jobs, then merge."""
+    """Splice (one value per base, runs merged) read on '-', bf16: two --shard jobs, then merge - with the bigWig,
+    on a machine where the jobs' FASTA path is gone (the manifest holds the contig length)."""
+    import shutil
+
     from kipoi_genalm.cli import main
 
-    common = ["--fasta", str(FASTA), "--region", "chr20:400,001-540,000", "--strand", "-", "--precision", "bf16",
+    fasta = tmp_path / "jobs_only" / FASTA.name
+    fasta.parent.mkdir()
+    shutil.copy(FASTA, fasta)
+    common = ["--region", "chr20:400,001-540,000", "--strand", "-", "--precision", "bf16",
               "--output-label", "donor", "--no-progress"]
-    assert main(["scan", "GENA-LM/splice", *common, "-o", str(tmp_path / "single.bedGraph")]) == 0
+    assert main(["scan", "GENA-LM/splice", "--fasta", str(FASTA), *common, "-o",
+                 str(tmp_path / "single.bedGraph")]) == 0
     out = tmp_path / "jobs.bedGraph"
     for job in ("0/2", "1/2"):
-        assert main(["scan", "GENA-LM/splice", *common, "-o", str(out), "--shard", job, "--shard-bp", "64000"]) == 0
+        assert main(["scan", "GENA-LM/splice", "--fasta", str(fasta), *common, "-o", str(out), "--shard", job,
+                     "--shard-bp", "64000", "--bigwig", str(tmp_path / "jobs.bw")]) == 0
+    shutil.rmtree(fasta.parent)
     assert not out.exists() and main(["merge", str(out)]) == 0
     assert len(json.loads((tmp_path / "jobs.bedGraph.shards" / "manifest.json").read_text())["shards"]) == 3
     assert (tmp_path / "single.bedGraph").read_bytes() == out.read_bytes()
+    import pyBigWig
+
+    with pyBigWig.open(str(tmp_path / "jobs.bw")) as bw:
+        assert bw.chroms() == {"chr20": 2_000_000}
+        assert bw.intervals("chr20", 400_000, 540_000)[0][0] == 400_000
 
 
 # ---- workflow-engine jobs: the Snakefile's commands --------------------------------------------------------------
@@ -351,6 +365,10 @@ def test_the_plan_cuts_only_at_chunk_starts_between_windows(tmp_path):
     assert starts(plan_variant_shards(vcf, 1000, chunk_size=3, shard_records=1)[0]) == [0]   # 5, 8 not chunk starts
     vcf.write_text(vcf.read_text() + "chr21\t1\t.\tA\tG\t.\t.\t.\nchr20\t9100\t.\tA\tG\t.\t.\t.\n")
     assert plan_variant_shards(vcf, None, chunk_size=1, shard_records=100)[1] is False
+    # unsorted: a record may share a window with any earlier one, so no cut is safe - one shard, and a warning
+    (shard,), ordered = plan_variant_shards(vcf, None, chunk_size=1, shard_records=1)
+    assert not ordered and (shard.first, shard.records) == (0, len(positions) + 2)
+    assert (shard.chrom, shard.first_pos, shard.last_chrom, shard.last_pos) == ("chr20", 100, "chr20", 9100)
 
 
 def test_a_vcf_without_records_gives_the_single_runs_header_only_output(tmp_path):

@@ -537,6 +537,17 @@ def test_vcf_without_samples(tmp_path):
         record.genotypes()
 
 
+def test_duplicate_sample_names_are_one_error_naming_line_and_columns(tmp_path):
+    """htslib's own message for this is "file ... does not have valid header" (and an [E::...] line on stderr)."""
+    vcf = tmp_path / "dup.vcf"
+    vcf.write_text("##fileformat=VCFv4.2\n##FORMAT=<ID=GT,Number=1,Type=String,Description=\"GT\">\n"
+                   "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS1\tS2\tS1\n"
+                   "20\t100\t.\tA\tG\t.\t.\t.\tGT\t0/1\t1/1\t0/0\n")
+    with pytest.raises(GenomeError, match=rf"^{vcf}:3: sample 'S1' names columns 10 and 12; sample names must be "
+                                          r"unique"):
+        list(read_vcf(vcf))
+
+
 GOOD_SITE = "20\t100\t.\tA\tG\t.\t.\t.\tGT\t0/1"
 
 

@@ -187,6 +187,10 @@ def test_region_split_from_fractions_and_bed_round_trip(tmp_path):
     path = tmp_path / "regions.bed"
     table.write_bed(path)
     assert RegionTable.read_bed(path).regions == table.regions
+    # read through the one BED reader: comments and track lines pass, errors name file and line
+    path.write_text("track name=splits\n# made by hand\n" + path.read_text() + "chr20\t0\t100\ttrian\n")
+    with pytest.raises(GenomeError, match=rf"^{path}:{len(table.regions) + 3}: split 'trian': the 4th column"):
+        RegionTable.read_bed(path)
     with pytest.raises(ValueError, match="reserved"):
         RegionSplit(test=("chrX:1-1000000",)).table(lengths)
     with pytest.raises(ValueError, match="overlaps"):

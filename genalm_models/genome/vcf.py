@@ -198,6 +198,12 @@ class VcfReader:
             raise GenomeError(f"{where}: column 9 must be FORMAT, found {columns[8]!r}")
         if len(columns) == 9:
             raise GenomeError(f"{where}: a FORMAT column but no sample columns")
+        first_column: dict[str, int] = {}
+        for column, name in enumerate(columns[9:], start=10):
+            if name in first_column:
+                raise GenomeError(f"{where}: sample {name!r} names columns {first_column[name]} and {column}; sample "
+                                  "names must be unique (VCF 4.x; htslib refuses the header)")
+            first_column[name] = column
         self.samples = tuple(columns[9:])
         self._has_column_line = True
 

@@ -34,8 +34,8 @@ from typing import Callable, Iterable, Mapping, Optional, Sequence, TypeVar
 
 import numpy as np
 
-from ..genome import GenomeError, Interval, PathLike, numbered_lines
-from ..genome.intervals import merge_intervals
+from ..genome import GenomeError, Interval, PathLike
+from ..genome.intervals import merge_intervals, read_bed
 from ..genome.names import canonical_chrom
 from ..genome.regions import parse_region_1based
 from ..io_utils import write_text_atomic
@@ -330,24 +330,17 @@ class RegionTable:
 
     @classmethod
     def read_bed(cls, path: PathLike, gap: int = 0) -> "RegionTable":
-        """Read a table written by `write_bed` (4th column = split); errors name the file and line."""
+        """Read a table written by `write_bed` (4th column = split) with the one BED reader (`genome.read_bed`:
+        comments, track lines, gzip); errors name the file and line."""
         regions = []
-        for line_number, line in numbered_lines(path, "region table"):
-            if not line.strip() or line.startswith("#"):
-                continue
-            fields = line.split("\t")
-            where = f"{path}:{line_number}"
-            if len(fields) < 4:
-                raise GenomeError(f"{where}: expected 4 tab-separated fields (chrom, start, end, split)")
-            try:
-                start, end = int(fields[1]), int(fields[2])
-            except ValueError:
-                raise GenomeError(f"{where}: start/end {fields[1]!r}, {fields[2]!r} are not integers") from None
-            if not 0 <= start < end:
-                raise GenomeError(f"{where}: need 0 <= start < end, got {start}, {end}")
-            if fields[3] not in SPLITS and fields[3] != GAP:
-                raise GenomeError(f"{where}: split {fields[3]!r} is not one of {', '.join(SPLITS)}, {GAP}")
-            regions.append(Region(fields[0], start, end, fields[3]))
+        for interval in read_bed(path):
+            where = f"{path}:{interval.line}"
+            if interval.start == interval.end:
+                raise GenomeError(f"{where}: need start < end, got {interval.start}, {interval.end}")
+            if interval.name not in SPLITS and interval.name != GAP:
+                found = "no 4th column" if interval.name == "." else f"split {interval.name!r}"
+                raise GenomeError(f"{where}: {found}: the 4th column must be one of {', '.join(SPLITS)}, {GAP}")
+            regions.append(Region(interval.chrom, interval.start, interval.end, interval.name))
         return cls(regions, gap=gap)
 
 
