@@ -13,7 +13,8 @@ sha256 of the inputs), scoring and the merge (BGZF + tabix) are all in the wall 
   smallest input size), and the scaling efficiency rate(2) / (2 x rate(1));
 - peak memory: the largest resident set of any process of the run (ru_maxrss of the waited-for descendants, read
   in a fresh wrapper process per run), at each input size: it should not grow with the input (the chunk size, which
-  sets the model calls, is the same at every size). `--variant-procs` / `--scan-procs` give the processes per size
+  sets the model calls, is the same at every size; each process scores its part as one shard, in one long call,
+  unless --shards says otherwise). `--variant-procs` / `--scan-procs` give the processes per size
   (default: the 1M-variant run on 2 processes, so that each process scores 500k records - the table says how much
   input each process handled);
 - the shard plan alone (the streaming pass over the whole VCF that every process makes) at 10k, 100k and 1M
@@ -95,8 +96,8 @@ def bench_variants(args, work: Path) -> list[dict]:
         vcf = work / f"snv_{size}.vcf"
         write_snv_vcf(args.fasta, vcf, size, args.start, args.stride)
         chunk = args.chunk_size   # the same at every size: model calls (and their memory) do not change with it
-        shard_records = max(chunk, size // args.shards)
         for nproc in ([1, 2] if size == args.rate_variants else [procs.get(size, 1)]):
+            shard_records = max(chunk, size // (args.shards or nproc))
             out = work / f"scored_{size}_{nproc}.vcf.gz"
             report = measured(torchrun(nproc, "score-variants", args.variant_model, "--vcf", str(vcf), "--fasta", args.fasta,
                                        "-o", str(out), "--no-progress", "--shard-records", str(shard_records),
@@ -127,7 +128,7 @@ def bench_scan(args, work: Path) -> list[dict]:
                 report = measured(torchrun(nproc, "scan", args.scan_model, "--fasta", args.fasta, "--region",
                                            f"{contig}:{start + 1}-{end}", "--strand", strand, "--step",
                                            str(args.step), "-o", str(out), "--no-progress", "--shard-bp",
-                                           str(max(1, (end - start) // args.shards))))
+                                           str(max(1, (end - start) // (args.shards or nproc)))))
                 seconds += report["seconds"]
                 peak = max(peak, report["peak_mb"])
             rows.append({"what": SCAN, "model": args.scan_model,
@@ -195,7 +196,9 @@ def main(argv: list[str] | None = None) -> dict:
                         help="0-based start of the VCF and scans (after the N run)")
     parser.add_argument("--stride", type=int, default=3, help="bp between SNVs")
     parser.add_argument("--step", type=int, default=50, help="scan bin (bp)")
-    parser.add_argument("--shards", type=int, default=8, help="shards per input (about)")
+    parser.add_argument("--shards", type=int, default=0,
+                        help="shards per input (about); 0: one per process, so that each process scores its part "
+                             "in one long call (the case where memory could grow with the input)")
     parser.add_argument("--chunk-size", type=int, default=1000, help="score-variants --chunk-size (records)")
     parser.add_argument("--strands", default="+-", help="scan strands: + - or +- (both, as whole-genome tracks)")
     parser.add_argument("--json", default=None, help="also write the results here")
