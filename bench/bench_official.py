@@ -48,6 +48,7 @@ round counts). Peak RSS: the worker process's VmHWM (loading + all four paths of
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import dataclasses
 import json
@@ -274,18 +275,23 @@ def official_pipeline(folder_model, batch_size: int):
 
     def predict(sequences):
         outputs = []
-        for start in range(0, len(sequences), batch_size):
-            rows = tokenizer.encode_batch(list(sequences[start: start + batch_size]), add_special_tokens=False)
-            ids = torch.full((len(rows), width), tokenizer.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(rows), width), dtype=torch.long)
-            for i, row in enumerate(rows):
-                tokens = [tokenizer.cls_id, *row[: width - 2], tokenizer.sep_id]
-                ids[i, : len(tokens)] = torch.tensor(tokens)
-                mask[i, : len(tokens)] = 1
-            with torch.inference_mode():
-                logits = eager(ids, mask).logits
-            outputs.extend(plain.outputs(logits).numpy())
+        # the CPU thread policy of the other paths (cpu_threads.py), so that only the published way differs
+        with (plain.threads.scope() if plain.threads is not None else contextlib.nullcontext()):
+            for start in range(0, len(sequences), batch_size):
+                rows = tokenizer.encode_batch(list(sequences[start: start + batch_size]), add_special_tokens=False)
+                ids = torch.full((len(rows), width), tokenizer.pad_id, dtype=torch.long)
+                mask = torch.zeros((len(rows), width), dtype=torch.long)
+                for i, row in enumerate(rows):
+                    tokens = [tokenizer.cls_id, *row[: width - 2], tokenizer.sep_id]
+                    ids[i, : len(tokens)] = torch.tensor(tokens)
+                    mask[i, : len(tokens)] = 1
+                plain.before_batch()
+                with torch.inference_mode():
+                    logits = eager(ids.to(plain.device), mask.to(plain.device)).logits
+                outputs.extend(plain.outputs(logits).cpu().numpy())
+                predict.input_widths.add(ids.shape[1])
         return np.stack(outputs)[:, folder_model.info.output_indices].astype(np.float32)   # as FolderModel.predict
+    predict.input_widths = set()   # what the model was given: 512 tokens per window (checked by the unit test)
     return predict
 
 
@@ -301,8 +307,10 @@ def _max_abs_diff(a, b) -> float:
 def measure_case(name: str, fasta: str, intervals_bed: str, regions_bed: str, vcf: str, work: str,
                  veff_mode: str = "regions", repeats: int = 1, batch_size: int = 32) -> dict:
     """Load the official model `name` (HF_HUB_OFFLINE / HF_HUB_CACHE as set by the caller) and time its four
-    paths. Returns {"rows": [{precision, path, intervals, intervals_s, variants, variants_scored, variants_s,
-    max_abs_diff_vs_plain}], "load_s", "tokens_per_input", "info"}."""
+    paths, and the published way (`official_pipeline`, intervals only). Returns {"rows": [{precision, path,
+    intervals, intervals_s, variants, variants_scored, variants_s, max_abs_diff_vs_plain}], "official":
+    {intervals, intervals_s, input_widths (tokens per padded input; sequence heads), max_abs_diff_vs_plain_fp32},
+    "load_s", "tokens_per_input", "info"}."""
     from kipoi_genalm import official
     from kipoi_genalm.adapter import FolderModel, PredictOptions
     from kipoi_genalm.sequences import IntervalSequences
@@ -363,6 +371,7 @@ def measure_case(name: str, fasta: str, intervals_bed: str, regions_bed: str, vc
                      "max_abs_diff_vs_plain": _max_abs_diff(outputs[precision, path], outputs[precision, "plain"])})
     config = predictor.config
     official = {"intervals": len(sequences), "intervals_s": official_s,
+                "input_widths": sorted(getattr(official_predict, "input_widths", ())),
                 "max_abs_diff_vs_plain_fp32": _max_abs_diff(official_outputs, outputs["fp32", "plain"])}
     return {"rows": rows, "official": official, "load_s": load_s, "tokens_per_input": tokens,
             "info": {"name": loaded.info.name, "revision": loaded.info.version, "kind": loaded.info.kind,

@@ -99,8 +99,8 @@ def bench_variants(args, work: Path) -> list[dict]:
         for nproc in ([1, 2] if size == args.rate_variants else [procs.get(size, 1)]):
             shard_records = max(chunk, size // (args.shards or nproc))
             out = work / f"scored_{size}_{nproc}.vcf.gz"
-            report = measured(torchrun(nproc, "score-variants", args.variant_model, "--vcf", str(vcf), "--fasta", args.fasta,
-                                       "-o", str(out), "--no-progress", "--shard-records", str(shard_records),
+            report = measured(torchrun(nproc, "score-variants", args.variant_model, "--vcf", str(vcf), "--fasta",
+                                       args.fasta, "-o", str(out), "--no-progress", "--shard-records", str(shard_records),
                                        "--chunk-size", str(chunk), "--scores", "diff"))
             rows.append({"what": "score-variants", "model": args.variant_model, "input": f"{size} variants",
                          "per_process": f"{size // nproc} variants", "size": size, "processes": nproc,
@@ -175,7 +175,8 @@ def efficiency(rows: list[dict]) -> list[str]:
         for (size, nproc), rate in by.items():
             if nproc == 2 and (size, 1) in by:
                 lines.append(f"{what} at {size}: 2 processes {rate} vs 1 process {by[(size, 1)]} -> scaling "
-                             f"efficiency {rate / (2 * by[(size, 1)]):.2f}")
+                             f"efficiency {rate / (2 * by[(size, 1)]):.2f} (wall time includes each process's "
+                             "start-up and model load, and the merge)")
     return lines
 
 
@@ -215,6 +216,10 @@ def main(argv: list[str] | None = None) -> dict:
     args.plan_variants = [int(v) for v in args.plan_variants.split(",")]
     args.variant_procs = [int(v) for v in args.variant_procs.split(",")]
     args.scan_procs = [int(v) for v in args.scan_procs.split(",")]
+    for name, sizes, procs in (("--variant-procs", args.variants, args.variant_procs),
+                               ("--scan-procs", args.scan_mb, args.scan_procs)):
+        if len(procs) != len(set(sizes)) or min(procs) < 1:
+            parser.error(f"{name}: one process count >= 1 per size ({len(set(sizes))}), got {procs}")
     args.rate_variants, args.rate_mb = min(args.variants), min(args.scan_mb)   # 1 vs 2 processes: the cheapest
     hardware = describe()
     print(hardware, flush=True)

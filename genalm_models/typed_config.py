@@ -185,9 +185,10 @@ def _refuse_booleans_as_text(schema: type, values: Mapping[str, Any], source: st
     for key, value in values.items():
         hint = _strip_optional(hints.get(key))
         items = [(f"{prefix}{key}", value)] if hint is str else []
-        if typing.get_origin(hint) in (list, tuple) and typing.get_args(hint)[:1] == (str,) \
-                and isinstance(value, (list, tuple)):
-            items = [(f"{prefix}{key}[{index}]", item) for index, item in enumerate(value)]
+        if typing.get_origin(hint) in (list, tuple) and typing.get_args(hint)[:1] == (str,):
+            # a list of text given one boolean (`test: no`) would become ["False"] as well
+            items = ([(f"{prefix}{key}[{index}]", item) for index, item in enumerate(value)]
+                     if isinstance(value, (list, tuple)) else [(f"{prefix}{key}", value)])
         for where, item in items:
             if isinstance(item, bool):
                 raise error(f"{source}: {where}: expected text, got the boolean {str(item).lower()} (YAML reads "

@@ -342,8 +342,8 @@ def plan_variant_shards(vcf: str | os.PathLike, window_span: int | None, chunk_s
     `shard_records` records into a shard, and where no reference window can be shared across it: on a new contig,
     or (region mode, `window_span` given) more than `window_span` bp after the previous record, or (centred mode,
     `window_span` None: windows are centred on each allele) at a new position. A VCF without such places stays in
-    one shard, and so does one that is not sorted (with a warning). Returns (shards, sorted): sorted says whether contigs come in blocks and positions never decrease
-    inside one (what a tabix index needs).
+    one shard, and so does one that is not sorted (with a warning). Returns (shards, sorted): sorted says whether
+    contigs come in blocks and positions never decrease inside one (what a tabix index needs).
     """
     if shard_records < 1 or chunk_size < 1:
         raise ValueError(f"shard_records and chunk_size must be >= 1, got {shard_records} and {chunk_size}")

@@ -29,7 +29,7 @@ from genalm_models.io_utils import atomic_write
 
 from . import provenance
 from .adapter import FolderModel
-from .sequences import input_region, target_region
+from .sequences import chunked, input_region, target_region
 
 CHUNK_WINDOWS = 256
 
@@ -57,18 +57,6 @@ def _spans(start: int, end: int, width: int) -> Iterator[tuple[int, int]]:
     """[start, end) cut into consecutive spans of `width` bp (the last one shorter), made as they are needed."""
     for left in range(start, end, width):
         yield left, min(left + width, end)
-
-
-def _chunks(items: Iterator, size: int) -> Iterator[list]:
-    """Consecutive lists of `size` items; only one list is held at a time (a chromosome's bins never are)."""
-    chunk = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def _progress(iterable, total: int, enabled: bool, what: str):
@@ -109,7 +97,7 @@ def _scan_sequence(model: FolderModel, genome: Genome, request: ScanRequest, col
                          "instead of scanning")
     bins = _spans(request.start, request.end, request.step)
     total = math.ceil(math.ceil((request.end - request.start) / request.step) / CHUNK_WINDOWS)
-    for chunk in _progress(_chunks(bins, CHUNK_WINDOWS), total, progress, "scan"):
+    for chunk in _progress(chunked(bins, CHUNK_WINDOWS), total, progress, "scan"):
         sequences = []
         for bin_start, bin_end in chunk:
             centre = (bin_start + bin_end - 1) // 2
@@ -127,7 +115,7 @@ def _scan_tracks(model: FolderModel, genome: Genome, request: ScanRequest, label
               for left, right in _spans(request.start, request.end, block))
     per_chunk = max(1, CHUNK_WINDOWS // 8)
     total = math.ceil(math.ceil((request.end - request.start) / block) / per_chunk)
-    for chunk in _progress(_chunks(blocks, per_chunk), total, progress, "scan"):
+    for chunk in _progress(chunked(blocks, per_chunk), total, progress, "scan"):
         # every block is predicted at full width (the last one runs past the region; its tail is dropped)
         full = [Interval(b.chrom, b.start, b.start + block, strand=b.strand) for b in chunk]
         sequences = [genome.fetch(input_region(b, window)) for b in full]

@@ -38,7 +38,7 @@ import collections
 import logging
 import os
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -61,6 +61,19 @@ class SequenceItem:
     region: Interval       # the region the predictions refer to (window without flanks); may run off the contig
     interval: Interval     # the BED record as read
     targets: np.ndarray | None
+
+
+def chunked(items: Iterable, size: int) -> Iterator[list]:
+    """Consecutive lists of `size` items (the last one shorter), drawn from `items` as they are needed: a long
+    input (a VCF's records, a chromosome's scan bins) is never held whole."""
+    chunk: list = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def as_optional_int(value, name: str) -> int | None:

@@ -26,7 +26,7 @@ from genalm_models.genome import Genome, GenomeError, VcfReader, VcfRecord
 from genalm_models.io_utils import atomic_write, check_output_path
 
 from .folder import FolderInfo, WindowSpec, compare_contigs
-from .sequences import window_spec
+from .sequences import chunked, window_spec
 from .veff_io import (MODEL_HEADER, NORMALISED_ID, SKIPPED_ID, TableWriter, VcfHeader,
                       check_table_path, format_values, header_value, info_header, is_gzip_name, replace_info)
 from .veff_load import ScoringModel, configured, load_scoring_model
@@ -34,7 +34,7 @@ from .veff_mlm import DEFAULT_ESTIMATOR, ESTIMATORS, MaskedMarginalScorer
 from .veff_scorers import Job, MlmScorer, OutputScorer, WindowCache
 from .veff_scores import DEFAULT_SCORES, INTEGER_SCORES, SCORES_BY_KIND
 from .veff_variants import (REF_MISMATCH_REASONS, SKIP_REASONS, Allele, RegionWindows, Window, alleles_of,
-                            alt_sequence, centred_window, check_letters, check_ref, chunked, variant_index)
+                            alt_sequence, centred_window, check_letters, check_ref, variant_index)
 
 log = logging.getLogger(__name__)
 

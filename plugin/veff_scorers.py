@@ -86,6 +86,7 @@ class WindowCache:
 
     @property
     def nbytes(self) -> int:
+        """Bytes charged for the entries held now (values + ENTRY_OVERHEAD each)."""
         return self._bytes
 
     def __len__(self) -> int:

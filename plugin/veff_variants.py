@@ -37,7 +37,7 @@ from __future__ import annotations
 import bisect
 import os
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Sequence
 
 from genalm_models.genome import Genome, GenomeError, Interval, VcfRecord, apply_variants, read_bed
 
@@ -297,17 +297,6 @@ class RegionWindows:
         last = bisect.bisect_right(starts, allele.start)
         found = [w for w in windows[first:last] if w.holds(allele)]
         return sorted(found, key=lambda w: abs(w.anchor - allele.start))
-
-
-def chunked(items: Iterator, size: int) -> Iterator[list]:
-    chunk: list = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def alleles_of(record: VcfRecord, chrom: str, genome: Genome

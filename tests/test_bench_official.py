@@ -39,6 +39,8 @@ def test_core_on_a_tiny_official_checkpoint(task, tmp_path, monkeypatch, chr20_f
     # the published way (eager attention, promoters padded to 512 tokens) computes the same outputs
     assert out["official"]["intervals"] == 2 and out["official"]["intervals_s"] > 0
     assert out["official"]["max_abs_diff_vs_plain_fp32"] < 1e-5
+    if task == "promoters_2000":   # every window padded to the official max_seq_len
+        assert out["official"]["input_widths"] == [512]
     assert rows["bf16", "fast"]["max_abs_diff_vs_plain"] < 0.05
     assert out["info"]["name"] == case.name and out["info"]["shape"] == "2 x 32"
     assert out["info"]["weights_file"].startswith(str(cache))  # the weights came from the Hugging Face cache

@@ -347,7 +347,7 @@ def test_an_official_model_from_the_hub_cache_shards_like_a_single_run(tmp_path,
     assert_same(tmp_path / "single.vcf.gz", out)
 
 
-def test_the_plan_cuts_only_at_chunk_starts_between_windows(tmp_path):
+def test_the_plan_cuts_only_at_chunk_starts_between_windows(tmp_path, caplog):
     """Cuts fall where a single run starts a chunk, never between records that could share a window: not inside a
     position (centred mode), not within window_span bp (region mode); contigs out of blocks make it unsorted."""
     from kipoi_genalm.distributed import plan_variant_shards
@@ -366,7 +366,9 @@ def test_the_plan_cuts_only_at_chunk_starts_between_windows(tmp_path):
     vcf.write_text(vcf.read_text() + "chr21\t1\t.\tA\tG\t.\t.\t.\nchr20\t9100\t.\tA\tG\t.\t.\t.\n")
     assert plan_variant_shards(vcf, None, chunk_size=1, shard_records=100)[1] is False
     # unsorted: a record may share a window with any earlier one, so no cut is safe - one shard, and a warning
-    (shard,), ordered = plan_variant_shards(vcf, None, chunk_size=1, shard_records=1)
+    with caplog.at_level("WARNING"):
+        (shard,), ordered = plan_variant_shards(vcf, None, chunk_size=1, shard_records=1)
+    assert f"{vcf}: the records are not sorted by contig and position, so they are scored as one shard" in caplog.text
     assert not ordered and (shard.first, shard.records) == (0, len(positions) + 2)
     assert (shard.chrom, shard.first_pos, shard.last_chrom, shard.last_pos) == ("chr20", 100, "chr20", 9100)
 
@@ -381,3 +383,13 @@ def test_a_vcf_without_records_gives_the_single_runs_header_only_output(tmp_path
     assert main(base + ["-o", str(tmp_path / "sharded.vcf.gz"), "--resume"]) == 0
     assert_same(tmp_path / "single.vcf.gz", tmp_path / "sharded.vcf.gz")
     assert b"#CHROM" in gunzip(tmp_path / "sharded.vcf.gz")
+
+
+def test_a_bigwig_without_contig_lengths_or_fasta_is_one_clear_error(tmp_path):
+    from kipoi_genalm.distributed import bedgraph_to_bigwig
+
+    track = tmp_path / "t.bedGraph"
+    track.write_text('track type=bedGraph name="x"\nchr20\t0\t10\t0.5\n')
+    with pytest.raises(ValueError, match=rf"^{track}: contig lengths of chr20 unknown: give the FASTA$"):
+        bedgraph_to_bigwig(track, tmp_path / "t.bw", contig_lengths={"chr21": 100})
+    assert bedgraph_to_bigwig(track, tmp_path / "t.bw", contig_lengths={"chr20": 100}) == 1

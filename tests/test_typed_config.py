@@ -129,6 +129,8 @@ def test_a_yaml_boolean_for_a_text_field_is_refused_not_turned_into_true(tmp_pat
     """`name: yes` in YAML is the boolean true; OmegaConf alone would store the text "True"."""
     with pytest.raises(ValueError, match=r"^here: names\[1\]: expected text, got the boolean true \(YAML reads"):
         typed_config.build(Ranges, {"names": ["a", True]}, "here")
+    with pytest.raises(ValueError, match=r"^here: names: expected text, got the boolean false"):
+        typed_config.build(Ranges, {"names": False}, "here")
     run = tmp_path / "run.yaml"
     run.write_text("model: {tokenizer: yes}\ndata: {packed: p}\n")
     with pytest.raises(RunConfigError, match=r"run\.yaml: model\.tokenizer: expected text, got the boolean true"):
