@@ -12,8 +12,9 @@ Per-nucleotide models (splice): the region is tiled with the model's window (`se
 flanks) and every base gets its own value; runs of equal values are merged into one bedGraph line.
 Values are written in genomic coordinates for either strand. The output is written atomically with a
 `<output>.provenance.json` sidecar (model name, version, weights sha256, region, strand).
-Predictions go through `FolderModel.predict` (one `Predictor`); windows are handed over in chunks so the
-progress bar moves and memory stays flat on long regions.
+Predictions go through `FolderModel.predict` (one `Predictor`); windows are made and handed over in chunks
+(`CHUNK_WINDOWS`), and freed memory is released between chunks, so the progress bar moves and memory stays flat on
+a whole chromosome.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from typing import Iterator
 import numpy as np
 
 from genalm_models.genome import Genome, GenomeError, Interval
+from genalm_models.inference import release_freed_memory
 from genalm_models.io_utils import atomic_write
 
 from . import provenance
@@ -104,6 +106,7 @@ def _scan_sequence(model: FolderModel, genome: Genome, request: ScanRequest, col
             site = Interval(request.chrom, centre, centre + 1, strand=request.strand)
             sequences.append(genome.fetch(input_region(target_region(site, window), window)))
         values = model.predict(sequences)[:, column]
+        release_freed_memory()   # the resident set stays one chunk's over a whole chromosome (inference.py)
         for (bin_start, bin_end), value in zip(chunk, values):
             yield bin_start, bin_end, float(value)
 
@@ -120,6 +123,7 @@ def _scan_tracks(model: FolderModel, genome: Genome, request: ScanRequest, label
         full = [Interval(b.chrom, b.start, b.start + block, strand=b.strand) for b in chunk]
         sequences = [genome.fetch(input_region(b, window)) for b in full]
         tracks = model.predict(sequences)[label]
+        release_freed_memory()
         for region, track in zip(chunk, tracks):
             values = track[::-1] if request.strand == "-" else track   # back to genomic order
             yield from _runs(region.start, values[: region.end - region.start])

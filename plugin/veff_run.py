@@ -23,6 +23,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from genalm_models.genome import Genome, GenomeError, VcfReader, VcfRecord
+from genalm_models.inference import release_freed_memory
 from genalm_models.io_utils import atomic_write, check_output_path
 
 from .folder import FolderInfo, WindowSpec, compare_contigs
@@ -557,6 +558,7 @@ class _Run:
             fields[7] = replace_info(fields[7], entries, self.field_ids)
             lines.append("\t".join(fields) + "\n")
         self._forget_passed(records[-1])
+        release_freed_memory()   # the resident set stays one chunk's over a whole VCF (inference.py)
         return lines, rows
 
     def _forget_passed(self, last: VcfRecord) -> None:

@@ -159,3 +159,49 @@ def test_scan_chunks_cover_the_region_exactly():
     assert spans[0] == (10, 110) and spans[-1] == (1_010, 1_013) and len(spans) == 11
     chunks = list(sequences.chunked(iter(spans), 4))
     assert [len(c) for c in chunks] == [4, 4, 3] and list(itertools.chain(*chunks)) == spans
+
+
+def test_batches_run_longest_first_with_the_same_grouping(tiny_zoo):
+    """Longest batch first, so that each batch fits in what the previous one freed (no heap growth through a call);
+    the grouping - and so every value - is what ascending order gave."""
+    from genalm_models.predict import Encoded
+    from kipoi_genalm.adapter import FolderModel
+
+    predictor = FolderModel(tiny_zoo["models"]["promoter"]).predictor
+    lengths = [5, 90, 17, 64, 33, 90, 2, 48, 71, 12] * 8
+    encoded = [Encoded(list(range(n)), None) for n in lengths]
+    batches = predictor.batches(encoded)
+    longest = [max(lengths[i] for i in batch) for batch in batches]
+    assert longest == sorted(longest, reverse=True) and len(batches) > 2
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    ascending = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    assert [i for batch in reversed(batches) for i in batch] == ascending
+
+
+RELEASE_PROBE = """
+import resource
+from genalm_models.inference import keep_freed_memory, release_freed_memory
+
+def rss_mb():
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * resource.getpagesize() / 2**20
+
+assert keep_freed_memory("test")            # freed blocks below 1 GiB stay in the process
+blocks = [bytearray(8 * 2**20) for _ in range(40)]
+held = rss_mb()
+del blocks
+kept = rss_mb()
+assert release_freed_memory()
+print(held, kept, rss_mb())
+"""
+
+
+def test_release_freed_memory_gives_kept_memory_back():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", RELEASE_PROBE], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    held, kept, released = map(float, result.stdout.split())
+    assert kept > held - 100          # 320 MB freed, still resident (keep_freed_memory)
+    assert released < kept - 250      # and handed back
