@@ -70,16 +70,44 @@ def write_snv_vcf(fasta: str, path: Path, count: int, start: int, stride: int) -
     return contig, first, pos - stride + 1
 
 
-def measured(command: list[str]) -> dict:
-    """Run `command` in a fresh wrapper process; wall seconds and the largest RSS of any of its processes (MB)."""
+def _tree_rss_mb(pid: int) -> float:
+    """The largest VmRSS (MB) among `pid` and its descendants (0 once they are gone)."""
+    largest, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            for line in open(f"/proc/{current}/status"):
+                if line.startswith("VmRSS:"):
+                    largest = max(largest, int(line.split()[1]) / 1024)
+            for task in os.listdir(f"/proc/{current}/task"):
+                pending += [int(c) for c in open(f"/proc/{current}/task/{task}/children").read().split()]
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return largest
+
+
+def measured(command: list[str], poll: float = 0.5) -> dict:
+    """Run `command` in a fresh wrapper process: wall seconds, the largest RSS of any of its processes (MB, from
+    ru_maxrss of the waited-for descendants), and the RSS over time - the largest process's VmRSS sampled every
+    `poll` s, reported at each tenth of the run (rss_deciles_mb: 10%, 20%, ... 100% of the wall time), so that a
+    run whose memory rose with the records it scored shows it even when its peak came early."""
     wrapper = ("import json, resource, subprocess, sys, time; t = time.perf_counter(); "
                "r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
                "print(json.dumps({'rc': r.returncode, 'seconds': time.perf_counter() - t, 'peak_mb': "
                "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 'stderr': r.stderr[-2000:]}))")
-    result = subprocess.run([sys.executable, "-c", wrapper, *command], capture_output=True, text=True, env=ENV)
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    process = subprocess.Popen([sys.executable, "-c", wrapper, *command], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=ENV)
+    samples = []
+    while process.poll() is None:
+        samples.append(_tree_rss_mb(process.pid))
+        time.sleep(poll)
+    stdout, _ = process.communicate()
+    report = json.loads(stdout.strip().splitlines()[-1])
     if report["rc"] != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{report['stderr']}")
+    samples = [value for value in samples if value > 0] or [0.0]
+    report["rss_deciles_mb"] = [round(samples[min(len(samples) - 1, int(len(samples) * k / 10))]) for k in
+                                range(1, 10)] + [round(samples[-1])]
     return report
 
 
@@ -105,7 +133,8 @@ def bench_variants(args, work: Path) -> list[dict]:
             rows.append({"what": "score-variants", "model": args.variant_model, "input": f"{size} variants",
                          "per_process": f"{size // nproc} variants", "size": size, "processes": nproc,
                          "seconds": round(report["seconds"], 2), "rate": round(size / report["seconds"], 2),
-                         "unit": "variants/s", "peak_mb": round(report["peak_mb"], 1)})
+                         "unit": "variants/s", "peak_mb": round(report["peak_mb"], 1),
+                         "rss_deciles_mb": report["rss_deciles_mb"]})
             print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -122,7 +151,7 @@ def bench_scan(args, work: Path) -> list[dict]:
         start = args.start
         end = min(length, start + bp)
         for nproc in ([1, 2] if mb == args.rate_mb else [procs.get(mb, 1)]):
-            seconds, peak = 0.0, 0.0
+            seconds, peak, deciles = 0.0, 0.0, []
             for strand in args.strands:
                 out = work / f"scan_{mb}_{nproc}_{'plus' if strand == '+' else 'minus'}.bedGraph"
                 report = measured(torchrun(nproc, "scan", args.scan_model, "--fasta", args.fasta, "--region",
@@ -131,14 +160,33 @@ def bench_scan(args, work: Path) -> list[dict]:
                                            str(max(1, (end - start) // (args.shards or nproc)))))
                 seconds += report["seconds"]
                 peak = max(peak, report["peak_mb"])
+                deciles.append(report["rss_deciles_mb"])
             rows.append({"what": SCAN, "model": args.scan_model,
                          "input": f"{(end - start) / 1e6:g} Mb x {len(args.strands)} strand(s)",
                          "per_process": f"{(end - start) / 1e6 / nproc:g} Mb",
                          "size": end - start, "processes": nproc, "seconds": round(seconds, 2),
                          "rate": round(len(args.strands) * (end - start) / 1e6 / seconds, 4),
-                         "unit": "Mb/s (strand-Mb)", "peak_mb": round(peak, 1)})
+                         "unit": "Mb/s (strand-Mb)", "peak_mb": round(peak, 1), "rss_deciles_mb": deciles[-1]})
             print(json.dumps(rows[-1]), flush=True)
     return rows
+
+
+def bench_growth(args, work: Path) -> list[dict]:
+    """One long single-process run of plain `genalm-kipoi score-variants` (no torchrun) with `--growth-model`
+    (default the 2 kb GENA-LM/promoter: its windows give many different token counts, the case where the heap grew
+    with every chunk): RSS at each tenth of the run."""
+    vcf = work / f"growth_{args.growth_records}.vcf"
+    write_snv_vcf(args.fasta, vcf, args.growth_records, args.start, args.stride)
+    report = measured([sys.executable, "-m", "kipoi_genalm.cli", "score-variants", args.growth_model, "--vcf",
+                       str(vcf), "--fasta", args.fasta, "-o", str(work / "growth.vcf.gz"), "--no-progress",
+                       "--chunk-size", str(args.growth_chunk), "--scores", "diff"])
+    row = {"what": "score-variants (1 process, no torchrun)", "model": args.growth_model,
+           "input": f"{args.growth_records} variants", "per_process": f"{args.growth_records} variants",
+           "size": args.growth_records, "processes": 1, "seconds": round(report["seconds"], 2),
+           "rate": round(args.growth_records / report["seconds"], 2), "unit": "variants/s",
+           "peak_mb": round(report["peak_mb"], 1), "rss_deciles_mb": report["rss_deciles_mb"]}
+    print(json.dumps(row), flush=True)
+    return [row]
 
 
 PLAN_PROBE = """
@@ -203,11 +251,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--chunk-size", type=int, default=1000, help="score-variants --chunk-size (records)")
     parser.add_argument("--strands", default="+-", help="scan strands: + - or +- (both, as whole-genome tracks)")
     parser.add_argument("--json", default=None, help="also write the results here")
-    parser.add_argument("--parts", default="plan,variants,scan", help="which measurements to run (comma list)")
+    parser.add_argument("--parts", default="plan,variants,scan,growth",
+                        help="which measurements to run (comma list of plan, variants, scan, growth)")
+    parser.add_argument("--growth-model", default="GENA-LM/promoter", help="model of the growth run")
+    parser.add_argument("--growth-records", type=int, default=6000, help="VCF records of the growth run")
+    parser.add_argument("--growth-chunk", type=int, default=500, help="--chunk-size of the growth run")
     args = parser.parse_args(argv)
     if args.quick:
         args.variants, args.scan_mb, args.chunk_size, args.strands = "40,160", "0.002,0.008", 10, "+"
         args.plan_variants, args.variant_procs, args.scan_procs = "10000,100000", "1,1", "1,1"
+        args.growth_records, args.growth_chunk = 200, 50
         args.variant_model = args.scan_model = "GENA-LM/promoter"
         args.fasta = args.fasta or str(ROOT / "tests" / "data" / "chr20_2mb.fa.gz")
     args.fasta = args.fasta or str(ROOT.parent / "shared" / "data" / "genome" / "GRCh37_chr20.fa.gz")
@@ -226,7 +279,7 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     load = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench_scale_out_") as folder:
-        parts = {"plan": bench_plan, "variants": bench_variants, "scan": bench_scan}
+        parts = {"plan": bench_plan, "variants": bench_variants, "scan": bench_scan, "growth": bench_growth}
         chosen = args.parts.split(",")
         unknown = sorted(set(chosen) - set(parts))
         if unknown:
@@ -234,10 +287,11 @@ def main(argv: list[str] | None = None) -> dict:
         rows = [row for name in chosen for row in parts[name](args, Path(folder))]
     summary = efficiency(rows)
     print(f"\n{'what':15} {'input':>20} {'procs':>5} {'per process':>16} {'seconds':>8} {'rate':>10} {'unit':18} "
-          f"{'peak MB':>8}")
+          f"{'peak MB':>8}  RSS MB at each tenth of the run")
     for r in rows:
         print(f"{r['what']:15} {r['input']:>20} {r['processes']:>5} {r.get('per_process', ''):>16} "
-              f"{r['seconds']:>8} {r['rate']:>10} {r['unit']:18} {r['peak_mb']:>8}")
+              f"{r['seconds']:>8} {r['rate']:>10} {r['unit']:18} {r['peak_mb']:>8}  "
+              f"{' '.join(str(v) for v in r.get('rss_deciles_mb', []))}")
     for line in summary:
         print(line)
     result = {"hardware": hardware, "load_average_before": load, "rows": rows, "efficiency": summary,
