@@ -159,9 +159,10 @@ def main() -> None:
                         help="for the bundled promoter model's bf16 tolerance on real windows ('' skips it)")
     parser.add_argument("--tss", default="../shared/data/promoters/epdnew_hs006_GRCh37_chr20_tss.bed")
     args = parser.parse_args()
-    from genalm_models.process_settings import use_huge_pages
+    from genalm_models.process_settings import apply_process_settings
 
-    use_huge_pages("bench_inference")  # before the model is built: torch reads it at its first allocation
+    # huge pages, bounded kernel caches: before the model is built (torch and oneDNN read them at first use)
+    apply_process_settings("bench_inference", keep_freed_memory=False)
     size = "quick" if args.quick else args.size
     repeats = 2 if args.quick else args.repeats
     cfg = GenaConfig(vocab_size=32000, max_position_embeddings=max(512, args.seq_len), hidden_dropout_prob=0.0,

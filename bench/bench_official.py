@@ -449,9 +449,10 @@ def main(argv: list[str] | None = None) -> list[tuple[Case, dict]]:
     parser.add_argument("--work-dir", default=None, help="keep caches and inputs here (default: a temporary folder)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    from genalm_models.process_settings import use_huge_pages
+    from genalm_models.process_settings import apply_process_settings
 
-    use_huge_pages("bench_official")  # here and in the workers, before any model is built (process_settings.py)
+    # here and in the workers, before any model is built (process_settings.py)
+    apply_process_settings("bench_official", keep_freed_memory=False)
     if args.worker:
         worker(json.loads(args.worker))
         return []

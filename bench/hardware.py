@@ -8,11 +8,11 @@ import platform
 def describe() -> str:
     import torch
 
-    from genalm_models.process_settings import use_huge_pages
+    from genalm_models.process_settings import KERNEL_CACHE_VARIABLES, apply_process_settings
 
     # the benchmarks' default (process_settings.py), in force when nothing was allocated yet; benchmarks that build a
-    # model before printing this call use_huge_pages first themselves (bench_inference, veff_throughput)
-    use_huge_pages("bench")
+    # model before printing this call apply_process_settings first themselves (bench_inference, veff_throughput)
+    apply_process_settings("bench", keep_freed_memory=False)
 
     cpu = platform.processor() or "unknown CPU"
     try:
@@ -29,8 +29,10 @@ def describe() -> str:
     except OSError:
         pass
     huge = os.environ.get("THP_MEM_ALLOC_ENABLE", "0") not in ("", "0")
+    caches = "/".join(os.environ.get(name, "1024") for name in KERNEL_CACHE_VARIABLES)
     parts = [f"CPU: {cpu} ({os.cpu_count()} logical cores; torch threads {torch.get_num_threads()}; {flags}; "
-             f"huge pages for torch CPU tensors: {'on' if huge else 'off'})",
+             f"huge pages for torch CPU tensors: {'on' if huge else 'off'}; oneDNN/ideep kernel cache entries: "
+             f"{caches})",
              f"torch {torch.__version__}, Python {platform.python_version()}"]
     if torch.cuda.is_available():
         parts.append(f"GPU: {torch.cuda.get_device_name(0)}")

@@ -43,9 +43,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--group-dir", default=None, help="folder of GENA-LM/<name> models (default: bundled)")
     parser.add_argument("--work-dir", default=None, help="where the VCFs go (default: a temporary folder)")
     args = parser.parse_args(argv)
-    from genalm_models.process_settings import use_huge_pages
+    from genalm_models.process_settings import apply_process_settings
 
-    use_huge_pages("veff_throughput")  # before the model loads: torch reads it at its first allocation
+    # huge pages, bounded kernel caches: before the model loads (torch and oneDNN read them at first use)
+    apply_process_settings("veff_throughput", keep_freed_memory=False)
 
     from kipoi_genalm.veff import load_scoring_model, score_variants
 

@@ -79,9 +79,10 @@ def keep_freed_memory(caller: str = "Predictor") -> bool:
 def release_freed_memory() -> bool:
     """Hand the freed memory this process keeps (`keep_freed_memory`, and glibc's own free lists) back to the system:
     glibc's malloc_trim(0). For long runs that call the model chunk after chunk (score-variants, scan): between
-    chunks, so that the resident set stays that of one chunk however long the input (measured: a 2 kb promoter
-    model's RSS rose from 1.0 to 2.2 GB over 2,000 VCF records without it, and stays near 0.6 GB with it). Costs
-    the page faults of the next chunk's first batch. Returns whether memory was released (False without glibc)."""
+    chunks, so that what one chunk freed is not kept for the rest of the run (with batches run longest first,
+    `predict.Predictor.batches`; `bench/bench_scale_out.py --parts growth` measures a 2 kb promoter model over
+    6,000 VCF records, README "Genome-scale runs"). Costs the page faults of the next chunk's first batch.
+    Returns whether memory was released (False without glibc)."""
     try:
         trim = ctypes.CDLL("libc.so.6").malloc_trim
     except (OSError, AttributeError):  # musl or another libc

@@ -426,13 +426,15 @@ def _document(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from genalm_models.io_utils import exit_cleanly_on_sigterm
 
-    from genalm_models.process_settings import use_huge_pages
+    from genalm_models.process_settings import apply_process_settings
 
     from .provenance import install_warning_handler
 
     args = build_parser().parse_args(argv)
     exit_cleanly_on_sigterm()  # SIGTERM (SLURM, docker, timeout) cleans up like Ctrl-C
-    use_huge_pages("genalm-kipoi")  # before any model is built (process_settings.py); Predictor keeps freed memory
+    # huge pages and bounded kernel caches, before any model is built (process_settings.py); the Predictor keeps
+    # freed memory itself (no torch import here for commands that never predict)
+    apply_process_settings("genalm-kipoi", keep_freed_memory=False)
     install_warning_handler()  # warnings are shown and counted for the outputs' provenance (provenance.py)
     from .registration import RegistrationError
 

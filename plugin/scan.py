@@ -12,9 +12,11 @@ Per-nucleotide models (splice): the region is tiled with the model's window (`se
 flanks) and every base gets its own value; runs of equal values are merged into one bedGraph line.
 Values are written in genomic coordinates for either strand. The output is written atomically with a
 `<output>.provenance.json` sidecar (model name, version, weights sha256, region, strand).
-Predictions go through `FolderModel.predict` (one `Predictor`); windows are made and handed over in chunks
-(`CHUNK_WINDOWS`), and freed memory is released between chunks, so the progress bar moves and memory stays flat on
-a whole chromosome.
+Predictions go through `FolderModel.predict` (one `Predictor`); bins and windows are made as they are needed and
+handed over in chunks (`CHUNK_WINDOWS`), and freed memory is released between chunks, so the progress bar moves and
+no part of the region is held. With the kernel caches bounded (`genalm_models.process_settings`, applied by the
+`genalm-kipoi` command) the resident set does not grow with the region's length: `bench/bench_scale_out.py`
+(README "Genome-scale runs") measures it at 1, 10 and 63 Mb.
 """
 from __future__ import annotations
 
@@ -106,7 +108,7 @@ def _scan_sequence(model: FolderModel, genome: Genome, request: ScanRequest, col
             site = Interval(request.chrom, centre, centre + 1, strand=request.strand)
             sequences.append(genome.fetch(input_region(target_region(site, window), window)))
         values = model.predict(sequences)[:, column]
-        release_freed_memory()   # the resident set stays one chunk's over a whole chromosome (inference.py)
+        release_freed_memory()   # what this chunk freed goes back to the system (inference.py)
         for (bin_start, bin_end), value in zip(chunk, values):
             yield bin_start, bin_end, float(value)
 

@@ -205,3 +205,53 @@ def test_release_freed_memory_gives_kept_memory_back():
     held, kept, released = map(float, result.stdout.split())
     assert kept > held - 100          # 320 MB freed, still resident (keep_freed_memory)
     assert released < kept - 250      # and handed back
+
+
+KERNEL_CACHE_PROBE = """
+import ctypes, json, sys
+from genalm_models.process_settings import apply_process_settings
+
+settings = apply_process_settings("test", huge_pages=False, keep_freed_memory=False)   # before torch builds a kernel
+import torch
+from genalm_models.inference import FastLinear, onednn_usable
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                     "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallInfo2
+assert onednn_usable(torch.device("cpu"), torch.float32), "this test needs oneDNN (the fast path's packed GEMMs)"
+linear = FastLinear(torch.randn(512, 128), torch.zeros(512), activation="gelu", packed=True)
+in_use = {}
+with torch.inference_mode():
+    for rows in range(1, 201):             # 200 GEMM shapes, as 200 batches of different token counts
+        linear(torch.randn(rows, 128))
+        if rows in (40, 200):
+            in_use[rows] = libc.mallinfo2().uordblks
+print(json.dumps({"settings": settings, "growth_mb": (in_use[200] - in_use[40]) / 2**20}))
+"""
+
+
+@pytest.mark.parametrize("user_value", [None, "1024"])
+def test_kernel_caches_are_bounded_unless_the_user_says_otherwise(tmp_path, user_value):
+    """Every new GEMM shape left a compiled oneDNN kernel (~0.6 MB) in two 1,024-entry caches: a scan's resident
+    set grew with its length. `apply_process_settings` caps both (process_settings.py); a user's value is kept."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")}
+    if user_value:
+        env.update(ONEDNN_PRIMITIVE_CACHE_CAPACITY=user_value, LRU_CACHE_CAPACITY=user_value)
+    result = subprocess.run([sys.executable, "-c", KERNEL_CACHE_PROBE], capture_output=True, text=True, timeout=300,
+                            env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    if user_value is None:
+        assert report["settings"] == {"bounded_kernel_caches": True}
+        assert report["growth_mb"] < 15, report       # 16 entries at most, whatever the number of shapes
+    else:
+        assert report["settings"] == {"bounded_kernel_caches": False}
+        assert report["growth_mb"] > 50, report       # 160 new shapes, 160 kept kernels: the growth it prevents

@@ -43,7 +43,8 @@ def module_names(folder: Path, package: str) -> list[str]:
 def run_python(pieces: list[str], tmp_path: Path, env: dict | None = None) -> dict:
     """Run the code pieces (each dedented) in a fresh interpreter (HOME in tmp_path: importing kipoi writes
     ~/.kipoi); the code prints one JSON document last."""
-    environment = {k: v for k, v in os.environ.items() if k not in ("THP_MEM_ALLOC_ENABLE",)}
+    environment = {k: v for k, v in os.environ.items()
+                   if k not in ("THP_MEM_ALLOC_ENABLE", "LRU_CACHE_CAPACITY", "ONEDNN_PRIMITIVE_CACHE_CAPACITY")}
     environment.update(HOME=str(tmp_path), OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     environment.update(env or {})
     result = subprocess.run([sys.executable, "-c", "\n".join(map(textwrap.dedent, pieces))],
@@ -213,7 +214,7 @@ def test_kipoi_compat_is_applied_once_by_the_kipoi_entry_points(tmp_path):
     patched = [r for r in result["records"] if r[0] == "kipoi_genalm.kipoi_compat"]
     assert len(patched) == 1 and patched[0][1] == "DEBUG" and "kipoi 0.8.6 patched" in patched[0][2]
     settings = [r for r in result["records"] if r[0] in ("genalm_models.process_settings", "genalm_models.inference")]
-    assert len(settings) == 2 and all("kipoi model load" in r[2] for r in settings), settings
+    assert len(settings) == 3 and all("kipoi model load" in r[2] for r in settings), settings
     assert not [r for r in result["records"] if r[1] == "WARNING"]
 
 
@@ -236,22 +237,29 @@ def test_process_settings_once_and_the_users_choice_kept(tmp_path):
     from genalm_models.process_settings import apply_process_settings
     first = apply_process_settings("first caller")
     second = apply_process_settings("second caller")
-    print(json.dumps({"first": first, "second": second, "env": os.environ.get("THP_MEM_ALLOC_ENABLE"),
-                      "records": records}))
+    print(json.dumps({"first": first, "second": second, "records": records,
+                      "env": [os.environ.get(name) for name in ("THP_MEM_ALLOC_ENABLE", "LRU_CACHE_CAPACITY",
+                                                                "ONEDNN_PRIMITIVE_CACHE_CAPACITY")]}))
     """]
     result = run_python(code, tmp_path)
-    assert result["env"] == "1" and result["first"] == result["second"] == {"huge_pages": True,
-                                                                          "keep_freed_memory": True}
-    assert len(result["records"]) == 2 and all("first caller" in r[2] for r in result["records"])
+    assert result["env"] == ["1", "16", "16"]
+    assert result["first"] == result["second"] == {"huge_pages": True, "keep_freed_memory": True,
+                                                   "bounded_kernel_caches": True}
+    assert len(result["records"]) == 3 and all("first caller" in r[2] for r in result["records"])
     assert "THP_MEM_ALLOC_ENABLE=1, set by first caller" in result["records"][0][2]
+    assert "ONEDNN_PRIMITIVE_CACHE_CAPACITY=16, LRU_CACHE_CAPACITY=16" in result["records"][1][2]
 
-    user = run_python(code, tmp_path, env={"THP_MEM_ALLOC_ENABLE": "0", "MALLOC_MMAP_THRESHOLD_": "131072"})
-    assert user["env"] == "0" and user["first"] == {"huge_pages": False, "keep_freed_memory": False}
-    assert "as the user set it" in user["records"][0][2] and "the user set MALLOC" in user["records"][1][2]
+    user = run_python(code, tmp_path, env={"THP_MEM_ALLOC_ENABLE": "0", "MALLOC_MMAP_THRESHOLD_": "131072",
+                                           "LRU_CACHE_CAPACITY": "4096"})
+    assert user["env"] == ["0", "4096", "16"]
+    assert user["first"] == {"huge_pages": False, "keep_freed_memory": False, "bounded_kernel_caches": False}
+    assert "as the user set it" in user["records"][0][2] and "the user set MALLOC" in user["records"][2][2]
+    assert "LRU_CACHE_CAPACITY=4096 as the user set it" in user["records"][1][2]
 
 
 def test_the_clis_apply_the_process_settings(tmp_path):
-    """`python -m genalm_models.train` and `genalm-kipoi` set huge pages at start (seen by their subcommands)."""
+    """`python -m genalm_models.train` and `genalm-kipoi` set huge pages and kernel caches at start (seen by their
+    subcommands)."""
     from genalm_models.train import __main__ as train_cli
     from kipoi_genalm import cli
 
@@ -266,10 +274,10 @@ def test_the_clis_apply_the_process_settings(tmp_path):
             main({argv!r})
         except SystemExit:
             pass
-        print(json.dumps(os.environ.get("THP_MEM_ALLOC_ENABLE")))
+        print(json.dumps([os.environ.get("THP_MEM_ALLOC_ENABLE"), os.environ.get("LRU_CACHE_CAPACITY")]))
         """
         seen[name] = run_python([code], tmp_path)
-    assert seen == {"train": "1", "kipoi": "1"}
+    assert seen == {"train": ["1", "16"], "kipoi": ["1", "16"]}
 
 
 # ---- the Kipoi-free export ---------------------------------------------------------------------------------------

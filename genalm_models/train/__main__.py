@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     from ..process_settings import apply_process_settings
 
     exit_cleanly_on_sigterm()  # SIGTERM (SLURM, docker, timeout, torchrun) cleans up like Ctrl-C
-    # huge pages for torch's CPU tensors; keeping freed memory is opt-in for training (train.keep_freed_memory)
+    # huge pages and bounded kernel caches; keeping freed memory is opt-in for training (train.keep_freed_memory)
     apply_process_settings("python -m genalm_models.train", keep_freed_memory=False)
     try:
         args.func(args)
