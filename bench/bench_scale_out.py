@@ -18,7 +18,11 @@ sha256 of the inputs), scoring and the merge (BGZF + tabix) are all in the wall 
   (default: the 1M-variant run on 2 processes, so that each process scores 500k records - the table says how much
   input each process handled);
 - the shard plan alone (the streaming pass over the whole VCF that every process makes) at 10k, 100k and 1M
-  records: seconds and peak memory.
+  records: seconds and peak memory;
+- `--parts growth`: one long plain score-variants run with the 2 kb promoter model (RSS at each tenth of the run);
+- `--parts caches`: the kernel caches at the libraries' 1,024 entries vs the bound `genalm-kipoi` applies
+  (`genalm_models.process_settings`), side by side: a 4 Mb scan and 1,500 variants of the 2 kb promoter model,
+  speed ratio and peak memory.
 The VCF holds one SNV every few bases of the FASTA's non-N sequence (REF from the FASTA), written by this script;
 scans read both strands (--quick: '+') of a region starting after the chromosome's leading N run. Results go to
 stdout as a table and to --json.
@@ -86,7 +90,7 @@ def _tree_rss_mb(pid: int) -> float:
     return largest
 
 
-def measured(command: list[str], poll: float = 0.5) -> dict:
+def measured(command: list[str], poll: float = 0.5, env: dict | None = None) -> dict:
     """Run `command` in a fresh wrapper process: wall seconds, the largest RSS of any of its processes (MB, from
     ru_maxrss of the waited-for descendants), and the RSS over time - the largest process's VmRSS sampled every
     `poll` s, reported at each tenth of the run (rss_deciles_mb: 10%, 20%, ... 100% of the wall time), so that a
@@ -96,7 +100,7 @@ def measured(command: list[str], poll: float = 0.5) -> dict:
                "print(json.dumps({'rc': r.returncode, 'seconds': time.perf_counter() - t, 'peak_mb': "
                "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 'stderr': r.stderr[-2000:]}))")
     process = subprocess.Popen([sys.executable, "-c", wrapper, *command], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=ENV)
+                               stderr=subprocess.PIPE, text=True, env=env or ENV)
     samples = []
     while process.poll() is None:
         samples.append(_tree_rss_mb(process.pid))
@@ -189,6 +193,46 @@ def bench_growth(args, work: Path) -> list[dict]:
     return [row]
 
 
+def bench_caches(args, work: Path) -> list[dict]:
+    """The kernel caches side by side (genalm_models.process_settings.bound_kernel_caches): the same plain
+    single-process runs with oneDNN's and ideep's caches at the libraries' 1,024 entries (set as a user would set
+    them) and at the bound `genalm-kipoi` applies - a '+' strand scan of --caches-mb Mb with --scan-model and a
+    score-variants run of --caches-records records with --growth-model (many token counts: a kernel per new shape)."""
+    from genalm_models.genome import Genome
+    from genalm_models.process_settings import KERNEL_CACHE_ENTRIES, KERNEL_CACHE_VARIABLES
+
+    with Genome(args.fasta) as genome:
+        contig, length = next(iter(genome.contig_lengths.items()))
+    end = min(length, args.start + int(args.caches_mb * 1_000_000))
+    vcf = work / f"caches_{args.caches_records}.vcf"
+    write_snv_vcf(args.fasta, vcf, args.caches_records, args.start, args.stride)
+    runs = [("scan", args.scan_model, f"{(end - args.start) / 1e6:g} Mb x 1 strand", (end - args.start) / 1e6,
+             "Mb/s", ["scan", args.scan_model, "--fasta", args.fasta, "--region", f"{contig}:{args.start + 1}-{end}",
+                      "--strand", "+", "--step", str(args.step), "--no-progress"]),
+            ("score-variants", args.growth_model, f"{args.caches_records} variants", args.caches_records,
+             "variants/s", ["score-variants", args.growth_model, "--vcf", str(vcf), "--fasta", args.fasta,
+                            "--no-progress", "--chunk-size", str(args.growth_chunk), "--scores", "diff"])]
+    rows = []
+    for what, model, label, size, unit, command in runs:
+        by_entries = {}
+        for entries in (1024, KERNEL_CACHE_ENTRIES):
+            env = dict(ENV, **{name: str(entries) for name in KERNEL_CACHE_VARIABLES})
+            suffix = ".bedGraph" if what == "scan" else ".vcf.gz"
+            report = measured([sys.executable, "-m", "kipoi_genalm.cli", *command, "-o",
+                               str(work / f"caches_{what}_{entries}{suffix}")], env=env)
+            row = {"what": f"{what}, kernel caches {entries}", "model": model, "input": label, "per_process": label,
+                   "size": size, "processes": 1, "seconds": round(report["seconds"], 2),
+                   "rate": round(size / report["seconds"], 4), "unit": unit, "peak_mb": round(report["peak_mb"], 1),
+                   "rss_deciles_mb": report["rss_deciles_mb"], "kernel_cache_entries": entries}
+            by_entries[entries] = row
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        bounded, unbounded = by_entries[KERNEL_CACHE_ENTRIES], by_entries[1024]
+        print(f"{what}: kernel caches {KERNEL_CACHE_ENTRIES} vs 1024: speed x{bounded['rate'] / unbounded['rate']:.2f}, "
+              f"peak {bounded['peak_mb']:.0f} vs {unbounded['peak_mb']:.0f} MB", flush=True)
+    return rows
+
+
 PLAN_PROBE = """
 import json, resource, sys, time
 from kipoi_genalm.distributed import plan_variant_shards
@@ -251,16 +295,20 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--chunk-size", type=int, default=1000, help="score-variants --chunk-size (records)")
     parser.add_argument("--strands", default="+-", help="scan strands: + - or +- (both, as whole-genome tracks)")
     parser.add_argument("--json", default=None, help="also write the results here")
-    parser.add_argument("--parts", default="plan,variants,scan,growth",
-                        help="which measurements to run (comma list of plan, variants, scan, growth)")
+    parser.add_argument("--parts", default="plan,variants,scan,growth,caches",
+                        help="which measurements to run (comma list of plan, variants, scan, growth, caches)")
     parser.add_argument("--growth-model", default="GENA-LM/promoter", help="model of the growth run")
     parser.add_argument("--growth-records", type=int, default=6000, help="VCF records of the growth run")
     parser.add_argument("--growth-chunk", type=int, default=500, help="--chunk-size of the growth run")
+    parser.add_argument("--caches-mb", type=float, default=4.0, help="scan length of the kernel-cache comparison")
+    parser.add_argument("--caches-records", type=int, default=1500,
+                        help="VCF records of the kernel-cache comparison (with --growth-model)")
     args = parser.parse_args(argv)
     if args.quick:
         args.variants, args.scan_mb, args.chunk_size, args.strands = "40,160", "0.002,0.008", 10, "+"
         args.plan_variants, args.variant_procs, args.scan_procs = "10000,100000", "1,1", "1,1"
         args.growth_records, args.growth_chunk = 200, 50
+        args.caches_mb, args.caches_records = 0.008, 100
         args.variant_model = args.scan_model = "GENA-LM/promoter"
         args.fasta = args.fasta or str(ROOT / "tests" / "data" / "chr20_2mb.fa.gz")
     args.fasta = args.fasta or str(ROOT.parent / "shared" / "data" / "genome" / "GRCh37_chr20.fa.gz")
@@ -279,17 +327,18 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     load = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench_scale_out_") as folder:
-        parts = {"plan": bench_plan, "variants": bench_variants, "scan": bench_scan, "growth": bench_growth}
+        parts = {"plan": bench_plan, "variants": bench_variants, "scan": bench_scan, "growth": bench_growth,
+                 "caches": bench_caches}
         chosen = args.parts.split(",")
         unknown = sorted(set(chosen) - set(parts))
         if unknown:
             parser.error(f"--parts: unknown {', '.join(unknown)}; known: {', '.join(parts)}")
         rows = [row for name in chosen for row in parts[name](args, Path(folder))]
     summary = efficiency(rows)
-    print(f"\n{'what':15} {'input':>20} {'procs':>5} {'per process':>16} {'seconds':>8} {'rate':>10} {'unit':18} "
+    print(f"\n{'what':34} {'input':>20} {'procs':>5} {'per process':>16} {'seconds':>8} {'rate':>10} {'unit':18} "
           f"{'peak MB':>8}  RSS MB at each tenth of the run")
     for r in rows:
-        print(f"{r['what']:15} {r['input']:>20} {r['processes']:>5} {r.get('per_process', ''):>16} "
+        print(f"{r['what']:34} {r['input']:>20} {r['processes']:>5} {r.get('per_process', ''):>16} "
               f"{r['seconds']:>8} {r['rate']:>10} {r['unit']:18} {r['peak_mb']:>8}  "
               f"{' '.join(str(v) for v in r.get('rss_deciles_mb', []))}")
     for line in summary:

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -50,11 +49,13 @@ from typing import Any, Callable, Mapping, Sequence
 
 from genalm_models.genome import Genome, GenomeError, VcfReader
 from genalm_models.io_utils import atomic_path, atomic_write, check_output_path, write_text_atomic
+from genalm_models.model_folder import package_version, sha256_file
 
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
+PACKAGE = "genalm-models"   # the distribution whose version planned a run (recorded, not compared)
 DEFAULT_SHARD_RECORDS = 10_000
 DEFAULT_SHARD_BP = 1_000_000
 # the parts of a manifest a resumed run must agree with (the rest - times, output names - may differ)
@@ -149,14 +150,6 @@ def rank_device(device: str | None) -> str | None:
 # ---------------------------------------------------------------------------------------------------------------
 # Manifest
 # ---------------------------------------------------------------------------------------------------------------
-def sha256_file(path: str | os.PathLike, block: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def describe_input(path: str | os.PathLike | None) -> dict[str, Any] | None:
     if path is None:
         return None
@@ -192,7 +185,8 @@ def _differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "
         if isinstance(a, dict) and isinstance(b, dict):
             out += _differences(a, b, name + ".")
         elif key == "shards" and isinstance(a, list) and isinstance(b, list):
-            out.append(f"shards (the plan: {len(a)} then, {len(b)} now)")
+            out.append(f"shards (the plan: {len(a)} then, {len(b)} now)" if len(a) != len(b) else
+                       f"shards (the plan: {len(a)} then and now, cut elsewhere)")
         else:
             out.append(f"{name} ({_short(a)} then, {_short(b)} now)")
     return out
@@ -222,6 +216,12 @@ def settle_manifest(work: Path, manifest: dict[str, Any], resume: bool) -> dict[
         changed = _differences(_compared(old), _compared(manifest))
         if changed:
             verb = "cannot resume" if resume else "refusing to mix runs"
+            if all(item.startswith("shards ") for item in changed):   # same inputs and settings, another plan
+                raise ValueError(f"{work / MANIFEST_NAME}: {verb}: the inputs and settings are the same, but this "
+                                 f"version plans the shards differently ({changed[0]}; planned by "
+                                 f"{PACKAGE} {old.get('planner_version', 'unknown')}, this is "
+                                 f"{manifest.get('planner_version')}). Remove {work} to start over, or write to "
+                                 "another output")
             raise ValueError(f"{work / MANIFEST_NAME}: {verb}: the shards there belong to a run with other "
                              f"inputs or settings - changed: {'; '.join(changed[:6])}"
                              + (f" (+{len(changed) - 6} more)" if len(changed) > 6 else "")
@@ -469,7 +469,7 @@ def score_variants_sharded(model: str, dl_args: Mapping[str, Any], input_vcf: st
                 k: v for k, v in dl_args.items() if k not in ("fasta_file", "intervals_file")},
                 "shard_records": shard_records, "window_span": span, "table": output_table is not None}
             manifest = {
-                "format": MANIFEST_FORMAT, "command": "score-variants",
+                "format": MANIFEST_FORMAT, "command": "score-variants", "planner_version": package_version(PACKAGE),
                 "inputs": {"vcf": describe_input(input_vcf), "fasta": describe_input(dl_args["fasta_file"]),
                            "regions": describe_input(regions)},
                 "model": {"name": scoring.name, "folder": str(scoring.folder),
@@ -651,7 +651,7 @@ def scan_sharded(model: str | os.PathLike, fasta: str | os.PathLike, request, ou
             unit = scan_unit(info.kind, request.step, info.window.sequence_length)
             shards = plan_scan_shards(request.chrom, request.start, request.end, unit, shard_bp)
             manifest = {
-                "format": MANIFEST_FORMAT, "command": "scan",
+                "format": MANIFEST_FORMAT, "command": "scan", "planner_version": package_version(PACKAGE),
                 "inputs": {"fasta": describe_input(fasta)},
                 "model": {"name": info.name, "folder": str(runner.folder), "weights_sha256": runner.weights_sha256},
                 "settings": {**dataclasses.asdict(request), **{k: options.get(k) for k in

@@ -303,6 +303,29 @@ def test_resume_refusal_message_names_what_changed(tmp_path, capsys):
     assert 'settings.scores (null then, "diff" now)' in error
 
 
+def test_resume_after_the_planner_changed_says_so(tmp_path, capsys):
+    """Same inputs and settings, another shard plan (a run planned by an older version): the refusal says that the
+    plan changed and which versions planned, not just 'the plan: N then, M now'."""
+    from kipoi_genalm.cli import main
+
+    out = tmp_path / "out.vcf"
+    base = ["score-variants", "GENA-LM/promoter", "--vcf", str(TEST_VCF), "--fasta", str(FASTA), "-o", str(out),
+            "--no-progress", "--shard-records", "30"]
+    assert main(base + ["--resume"]) == 0
+    manifest_path = tmp_path / "out.vcf.shards" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["planner_version"] not in (None, "")
+    manifest["shards"][0]["records"] += 1                # as an older planner would have cut it
+    manifest["planner_version"] = "0.0.1"
+    manifest_path.write_text(json.dumps(manifest))
+    capsys.readouterr()
+    assert main(base + ["--resume"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "cannot resume: the inputs and settings are the same" in error
+    assert "plans the shards differently (shards (the plan: 1 then and now, cut elsewhere)" in error
+    assert "planned by genalm-models 0.0.1, this is " in error
+
+
 def test_a_bad_record_is_named_by_its_line_in_the_input_vcf(tmp_path, capsys):
     from kipoi_genalm.cli import main
 
