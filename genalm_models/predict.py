@@ -40,6 +40,7 @@ from .inference import keep_freed_memory as keep_freed_memory_of_process
 from .inference import optimize_for_inference
 from .modeling_gena import HEADS, GenaOutput
 from .official_layouts import LAYOUTS, spliceai_input
+from .process_settings import bound_kernel_caches
 from .rmt import RMT
 from .tasks.base import TokenTrack
 from .tokenizer import GenaTokenizer, token_values_to_nucleotides
@@ -195,6 +196,10 @@ class Predictor:
                              "use device cpu (or auto)")
         if self.device.type == "cpu" and keep_freed_memory:
             keep_freed_memory_of_process()  # no page faults on every batch's activations (inference.py)
+        if self.device.type == "cpu":
+            # a kernel per new batch shape, kept in two caches: bounded, before the weights are packed below
+            # (process_settings.py); without effect where oneDNN already ran in this process
+            bound_kernel_caches("Predictor")
         # CPU threads from the affinity mask, a user's setting, and the load of other processes (cpu_threads.py)
         self.threads = ThreadPolicy() if self.device.type == "cpu" else None
         if isinstance(unwrap(model), HFBigBird):  # no fused copy of transformers' modules (module docstring)

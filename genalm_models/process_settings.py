@@ -17,7 +17,8 @@ programs that want them call `apply_process_settings(caller)` once, early:
   resident set grew for hours towards ~0.6 GB more than its work needs (measured: `bench/bench_scale_out.py`,
   README "Genome-scale runs"). Both are set to `KERNEL_CACHE_ENTRIES` unless the user set them; measured at no
   cost in speed on this project's workloads (the same README section). oneDNN reads them when it builds its first
-  kernel, so they must be set before a model is loaded; a value the user set is left alone.
+  kernel, so they must be set before a model is loaded; a value the user set is left alone. `Predictor` on CPU
+  applies it too, before it packs the weights (without effect where oneDNN already ran in the process).
 
 Who calls it: `python -m genalm_models.train` (huge pages and kernel caches), the `genalm-kipoi` command (huge pages; its
 predictions build a `Predictor`), the Kipoi model class `kipoi_genalm.kipoi_model.GenaLMModel` when Kipoi loads a

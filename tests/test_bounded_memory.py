@@ -255,3 +255,36 @@ def test_kernel_caches_are_bounded_unless_the_user_says_otherwise(tmp_path, user
     else:
         assert report["settings"] == {"bounded_kernel_caches": False}
         assert report["growth_mb"] > 50, report       # 160 new shapes, 160 kept kernels: the growth it prevents
+
+
+PREDICTOR_PROBE = """
+import json, os, sys
+from genalm_models.config import GenaConfig
+from genalm_models.modeling_gena import GenaForSequenceClassification
+from genalm_models.predict import Predictor
+from genalm_models.tokenizer import GenaTokenizer
+
+tokenizer = GenaTokenizer.from_pretrained(sys.argv[1])
+config = GenaConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                    intermediate_size=64, max_position_embeddings=128, num_labels=2).validate()
+before = [os.environ.get("LRU_CACHE_CAPACITY"), os.environ.get("ONEDNN_PRIMITIVE_CACHE_CAPACITY")]
+predictor = Predictor(GenaForSequenceClassification(config), tokenizer, device="cpu")
+after = [os.environ.get("LRU_CACHE_CAPACITY"), os.environ.get("ONEDNN_PRIMITIVE_CACHE_CAPACITY")]
+print(json.dumps({"before": before, "after": after}))
+"""
+
+
+def test_a_cpu_predictor_bounds_the_kernel_caches_for_python_users(tiny_tokenizer_dir, tmp_path):
+    """Python users who never go through an entry point get the bound from the Predictor (before it packs the
+    weights), as they get the freed-memory setting."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")}
+    result = subprocess.run([sys.executable, "-c", PREDICTOR_PROBE, str(tiny_tokenizer_dir)], capture_output=True,
+                            text=True, timeout=300, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"before": [None, None], "after": ["16", "16"]}
