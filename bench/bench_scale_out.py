@@ -21,8 +21,8 @@ sha256 of the inputs), scoring and the merge (BGZF + tabix) are all in the wall 
   records: seconds and peak memory;
 - `--parts growth`: one long plain score-variants run with the 2 kb promoter model (RSS at each tenth of the run);
 - `--parts caches`: the kernel caches at the libraries' 1,024 entries vs the bound `genalm-kipoi` applies
-  (`genalm_models.process_settings`), side by side: a 4 Mb scan and 1,500 variants of the 2 kb promoter model,
-  speed ratio and peak memory.
+  (`genalm_models.process_settings`), side by side, fp32 and bf16: a 4 Mb scan and 600 variants of the 2 kb
+  promoter model, speed ratio and peak memory.
 The VCF holds one SNV every few bases of the FASTA's non-N sequence (REF from the FASTA), written by this script;
 scans read both strands (--quick: '+') of a region starting after the chromosome's leading N run. Results go to
 stdout as a table and to --json.
@@ -196,8 +196,9 @@ def bench_growth(args, work: Path) -> list[dict]:
 def bench_caches(args, work: Path) -> list[dict]:
     """The kernel caches side by side (genalm_models.process_settings.bound_kernel_caches): the same plain
     single-process runs with oneDNN's and ideep's caches at the libraries' 1,024 entries (set as a user would set
-    them) and at the bound `genalm-kipoi` applies - a '+' strand scan of --caches-mb Mb with --scan-model and a
-    score-variants run of --caches-records records with --growth-model (many token counts: a kernel per new shape)."""
+    them) and at the bound `genalm-kipoi` applies, in fp32 and bf16 - a '+' strand scan of --caches-mb Mb with
+    --scan-model and a score-variants run of --caches-records records with --growth-model (many token counts: a
+    kernel per new shape). Each pair runs back to back; the ratio is bounded / 1,024 (speed) and the peaks."""
     from genalm_models.genome import Genome
     from genalm_models.process_settings import KERNEL_CACHE_ENTRIES, KERNEL_CACHE_VARIABLES
 
@@ -213,23 +214,26 @@ def bench_caches(args, work: Path) -> list[dict]:
              "variants/s", ["score-variants", args.growth_model, "--vcf", str(vcf), "--fasta", args.fasta,
                             "--no-progress", "--chunk-size", str(args.growth_chunk), "--scores", "diff"])]
     rows = []
-    for what, model, label, size, unit, command in runs:
-        by_entries = {}
-        for entries in (1024, KERNEL_CACHE_ENTRIES):
-            env = dict(ENV, **{name: str(entries) for name in KERNEL_CACHE_VARIABLES})
-            suffix = ".bedGraph" if what == "scan" else ".vcf.gz"
-            report = measured([sys.executable, "-m", "kipoi_genalm.cli", *command, "-o",
-                               str(work / f"caches_{what}_{entries}{suffix}")], env=env)
-            row = {"what": f"{what}, kernel caches {entries}", "model": model, "input": label, "per_process": label,
-                   "size": size, "processes": 1, "seconds": round(report["seconds"], 2),
-                   "rate": round(size / report["seconds"], 4), "unit": unit, "peak_mb": round(report["peak_mb"], 1),
-                   "rss_deciles_mb": report["rss_deciles_mb"], "kernel_cache_entries": entries}
-            by_entries[entries] = row
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-        bounded, unbounded = by_entries[KERNEL_CACHE_ENTRIES], by_entries[1024]
-        print(f"{what}: kernel caches {KERNEL_CACHE_ENTRIES} vs 1024: speed x{bounded['rate'] / unbounded['rate']:.2f}, "
-              f"peak {bounded['peak_mb']:.0f} vs {unbounded['peak_mb']:.0f} MB", flush=True)
+    for precision in ("fp32", "bf16"):
+        for what, model, label, size, unit, command in runs:
+            by_entries = {}
+            for entries in (1024, KERNEL_CACHE_ENTRIES):
+                env = dict(ENV, **{name: str(entries) for name in KERNEL_CACHE_VARIABLES})
+                suffix = ".bedGraph" if what == "scan" else ".vcf.gz"
+                report = measured([sys.executable, "-m", "kipoi_genalm.cli", *command, "--precision", precision,
+                                   "-o", str(work / f"caches_{what}_{precision}_{entries}{suffix}")], env=env)
+                row = {"what": f"{what} {precision}, kernel caches {entries}", "model": model, "input": label,
+                       "per_process": label, "size": size, "processes": 1, "seconds": round(report["seconds"], 2),
+                       "rate": round(size / report["seconds"], 4), "unit": unit,
+                       "peak_mb": round(report["peak_mb"], 1), "rss_deciles_mb": report["rss_deciles_mb"],
+                       "kernel_cache_entries": entries, "precision": precision}
+                by_entries[entries] = row
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+            bounded, unbounded = by_entries[KERNEL_CACHE_ENTRIES], by_entries[1024]
+            print(f"{what} {precision}: kernel caches {KERNEL_CACHE_ENTRIES} vs 1024: speed "
+                  f"x{bounded['rate'] / unbounded['rate']:.2f}, peak {bounded['peak_mb']:.0f} vs "
+                  f"{unbounded['peak_mb']:.0f} MB", flush=True)
     return rows
 
 
@@ -301,7 +305,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--growth-records", type=int, default=6000, help="VCF records of the growth run")
     parser.add_argument("--growth-chunk", type=int, default=500, help="--chunk-size of the growth run")
     parser.add_argument("--caches-mb", type=float, default=4.0, help="scan length of the kernel-cache comparison")
-    parser.add_argument("--caches-records", type=int, default=1500,
+    parser.add_argument("--caches-records", type=int, default=600,
                         help="VCF records of the kernel-cache comparison (with --growth-model)")
     args = parser.parse_args(argv)
     if args.quick:

@@ -11,7 +11,8 @@ def describe() -> str:
     from genalm_models.process_settings import KERNEL_CACHE_VARIABLES, apply_process_settings
 
     # the benchmarks' default (process_settings.py), in force when nothing was allocated yet; benchmarks that build a
-    # model before printing this call apply_process_settings first themselves (bench_inference, veff_throughput)
+    # model before printing this call apply_process_settings first themselves (bench_inference, bench_official,
+    # veff_throughput)
     apply_process_settings("bench", keep_freed_memory=False)
 
     cpu = platform.processor() or "unknown CPU"

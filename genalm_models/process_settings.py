@@ -12,18 +12,24 @@ programs that want them call `apply_process_settings(caller)` once, early:
   CPU applies it too (its `keep_freed_memory` argument); training only on request (`train.keep_freed_memory`).
 - bounded kernel caches (`bound_kernel_caches`): oneDNN keeps a compiled kernel for every GEMM shape it has run
   (ONEDNN_PRIMITIVE_CACHE_CAPACITY) and PyTorch's ideep layer keeps its own cache of them (LRU_CACHE_CAPACITY),
-  1,024 entries each by default, each entry ~0.6 MB whatever the model size (its JIT code and buffers). Every new
-  batch shape (batch x tokens: BPE windows of one length in bp vary in tokens) adds entries, so a long scan's
-  resident set grew for hours towards ~0.6 GB more than its work needs (measured: `bench/bench_scale_out.py`,
-  README "Genome-scale runs"). Both are set to `KERNEL_CACHE_ENTRIES` unless the user set them; measured at no
-  cost in speed on this project's workloads (the same README section). oneDNN reads them when it builds its first
-  kernel, so they must be set before a model is loaded; a value the user set is left alone. `Predictor` on CPU
-  applies it too, before it packs the weights (without effect where oneDNN already ran in the process).
+  1,024 entries each by default. Every new batch shape (batch x tokens: BPE windows of one length in bp vary in
+  tokens) adds entries, so a long scan's resident set kept growing (one fp32 GEMM shape: ~0.6 MB of malloc'd
+  memory per new shape, `tests/test_bounded_memory.py`; a 4 Mb splice scan: +130 MB fp32, +430 MB bf16 and still
+  rising; `bench/bench_scale_out.py --parts caches`, README "Genome-scale runs"). Both are set to
+  `KERNEL_CACHE_ENTRIES` (128) unless the user set them (also the older name DNNL_PRIMITIVE_CACHE_CAPACITY). Not
+  fewer: one bf16 forward pass of a bundled model uses 21-25 kernels and the blocked attention more, and at 16-64
+  entries bf16 calls rebuilt kernels on every call (up to 2.6x slower); at 128 the measured speed is the
+  1,024-entry one (same README section). oneDNN and ideep read the variables when they build their first kernel,
+  so they must be set before a model runs; a value the user set is left alone (LRU_CACHE_CAPACITY=1024
+  ONEDNN_PRIMITIVE_CACHE_CAPACITY=1024 restores the libraries' default). `Predictor` on CPU applies it too, before
+  it packs the weights (without effect where oneDNN already ran in the process, e.g. the evaluation of a training
+  run after its first steps). The training entry point does not apply it (not measured there).
 
-Who calls it: `python -m genalm_models.train` (huge pages and kernel caches), the `genalm-kipoi` command (huge pages; its
-predictions build a `Predictor`), the Kipoi model class `kipoi_genalm.kipoi_model.GenaLMModel` when Kipoi loads a
-model (both), and the benchmarks (`bench/hardware.py`, which also reports the setting). Each setting is applied at
-most once per process and says so in one log line (logger `genalm_models.process_settings`, DEBUG).
+Who calls it: `python -m genalm_models.train` (huge pages only), the `genalm-kipoi` command (huge pages and kernel
+caches; its predictions build a `Predictor`, which keeps freed memory), the Kipoi model class
+`kipoi_genalm.kipoi_model.GenaLMModel` when Kipoi loads a model (all three), and the benchmarks (`bench/hardware.py`,
+which also reports the settings). Each setting is applied at most once per process and says so in one log line
+(logger `genalm_models.process_settings`, DEBUG).
 
 No torch import here unless keep_freed_memory is asked for, so commands that never predict stay light.
 """
@@ -36,7 +42,8 @@ log = logging.getLogger(__name__)
 
 HUGE_PAGES_VARIABLE = "THP_MEM_ALLOC_ENABLE"
 KERNEL_CACHE_VARIABLES = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")   # oneDNN's, ideep's
-KERNEL_CACHE_ENTRIES = 16
+_OLDER_NAMES = {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "DNNL_PRIMITIVE_CACHE_CAPACITY"}  # also read by oneDNN
+KERNEL_CACHE_ENTRIES = 128
 _applied: dict[str, bool] = {}   # setting -> whether it is in force, once decided
 
 
@@ -56,24 +63,25 @@ def use_huge_pages(caller: str) -> bool:
 
 def bound_kernel_caches(caller: str) -> bool:
     """Cap oneDNN's and ideep's kernel caches at KERNEL_CACHE_ENTRIES entries each (module docstring), leaving a
-    variable the user set alone; returns whether both caches are capped below their 1,024-entry default. Once."""
+    variable the user set alone (a value that is not a whole number gets a warning: oneDNN would read it as 0, no
+    cache); returns whether both caches are asked to stay below their 1,024-entry default. Once per process."""
     if "bounded_kernel_caches" not in _applied:
-        values = []
+        values, bounded = [], True
         for name in KERNEL_CACHE_VARIABLES:
-            user_value = os.environ.get(name)
-            if user_value is None:
+            user_name = next((n for n in (name, _OLDER_NAMES.get(name)) if n and n in os.environ), None)
+            if user_name is None:
                 os.environ[name] = str(KERNEL_CACHE_ENTRIES)
-            values.append(f"{name}={os.environ[name]}" + (" as the user set it" if user_value is not None else ""))
+                values.append(f"{name}={KERNEL_CACHE_ENTRIES}")
+                continue
+            value = os.environ[user_name]
+            values.append(f"{user_name}={value} as the user set it")
+            if not value.strip().isdigit():
+                log.warning("%s=%r is not a whole number: oneDNN reads it as 0 (no kernel cache: every model call "
+                            "rebuilds its kernels)", user_name, value)
+            bounded = bounded and value.strip().isdigit() and int(value) < 1024
         log.debug("kernel caches: %s (set by %s)", ", ".join(values), caller)
-        _applied["bounded_kernel_caches"] = all(_below_default(os.environ[name]) for name in KERNEL_CACHE_VARIABLES)
+        _applied["bounded_kernel_caches"] = bounded
     return _applied["bounded_kernel_caches"]
-
-
-def _below_default(value: str) -> bool:
-    try:
-        return int(value) < 1024
-    except ValueError:
-        return False
 
 
 def apply_process_settings(caller: str, huge_pages: bool = True, keep_freed_memory: bool = True,

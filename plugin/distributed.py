@@ -49,13 +49,15 @@ from typing import Any, Callable, Mapping, Sequence
 
 from genalm_models.genome import Genome, GenomeError, VcfReader
 from genalm_models.io_utils import atomic_path, atomic_write, check_output_path, write_text_atomic
-from genalm_models.model_folder import package_version, sha256_file
+from genalm_models.model_folder import sha256_file
 
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
-PACKAGE = "genalm-models"   # the distribution whose version planned a run (recorded, not compared)
+# the shard planners' version, recorded in each manifest (not compared): raised whenever the plan of the same inputs
+# and settings changes (2: an unsorted VCF is one shard), so that a refused resume can say why
+PLANNER_VERSION = 2
 DEFAULT_SHARD_RECORDS = 10_000
 DEFAULT_SHARD_BP = 1_000_000
 # the parts of a manifest a resumed run must agree with (the rest - times, output names - may differ)
@@ -217,11 +219,12 @@ def settle_manifest(work: Path, manifest: dict[str, Any], resume: bool) -> dict[
         if changed:
             verb = "cannot resume" if resume else "refusing to mix runs"
             if all(item.startswith("shards ") for item in changed):   # same inputs and settings, another plan
-                raise ValueError(f"{work / MANIFEST_NAME}: {verb}: the inputs and settings are the same, but this "
-                                 f"version plans the shards differently ({changed[0]}; planned by "
-                                 f"{PACKAGE} {old.get('planner_version', 'unknown')}, this is "
-                                 f"{manifest.get('planner_version')}). Remove {work} to start over, or write to "
-                                 "another output")
+                then = old.get("planner_version")
+                by = (f"planner version {then}" if then is not None else "a planner older than version 2")
+                raise ValueError(f"{work / MANIFEST_NAME}: {verb}: the inputs and settings are the same, but the "
+                                 f"shards were planned differently ({changed[0]}; planned by {by}, this is "
+                                 f"version {manifest.get('planner_version')}). Remove {work} to start over, or "
+                                 "write to another output")
             raise ValueError(f"{work / MANIFEST_NAME}: {verb}: the shards there belong to a run with other "
                              f"inputs or settings - changed: {'; '.join(changed[:6])}"
                              + (f" (+{len(changed) - 6} more)" if len(changed) > 6 else "")
@@ -469,7 +472,7 @@ def score_variants_sharded(model: str, dl_args: Mapping[str, Any], input_vcf: st
                 k: v for k, v in dl_args.items() if k not in ("fasta_file", "intervals_file")},
                 "shard_records": shard_records, "window_span": span, "table": output_table is not None}
             manifest = {
-                "format": MANIFEST_FORMAT, "command": "score-variants", "planner_version": package_version(PACKAGE),
+                "format": MANIFEST_FORMAT, "command": "score-variants", "planner_version": PLANNER_VERSION,
                 "inputs": {"vcf": describe_input(input_vcf), "fasta": describe_input(dl_args["fasta_file"]),
                            "regions": describe_input(regions)},
                 "model": {"name": scoring.name, "folder": str(scoring.folder),
@@ -651,7 +654,7 @@ def scan_sharded(model: str | os.PathLike, fasta: str | os.PathLike, request, ou
             unit = scan_unit(info.kind, request.step, info.window.sequence_length)
             shards = plan_scan_shards(request.chrom, request.start, request.end, unit, shard_bp)
             manifest = {
-                "format": MANIFEST_FORMAT, "command": "scan", "planner_version": package_version(PACKAGE),
+                "format": MANIFEST_FORMAT, "command": "scan", "planner_version": PLANNER_VERSION,
                 "inputs": {"fasta": describe_input(fasta)},
                 "model": {"name": info.name, "folder": str(runner.folder), "weights_sha256": runner.weights_sha256},
                 "settings": {**dataclasses.asdict(request), **{k: options.get(k) for k in

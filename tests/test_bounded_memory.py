@@ -224,12 +224,21 @@ assert onednn_usable(torch.device("cpu"), torch.float32), "this test needs oneDN
 linear = FastLinear(torch.randn(512, 128), torch.zeros(512), activation="gelu", packed=True)
 in_use = {}
 with torch.inference_mode():
-    for rows in range(1, 201):             # 200 GEMM shapes, as 200 batches of different token counts
+    for rows in range(1, 601):             # 600 GEMM shapes, as 600 batches of different token counts
         linear(torch.randn(rows, 128))
-        if rows in (40, 200):
+        if rows in (300, 600):
             in_use[rows] = libc.mallinfo2().uordblks
-print(json.dumps({"settings": settings, "growth_mb": (in_use[200] - in_use[40]) / 2**20}))
+print(json.dumps({"settings": settings, "growth_mb": (in_use[600] - in_use[300]) / 2**20}))
 """
+
+
+def _clean_env(**values: str) -> dict:
+    import os
+
+    env = {key: value for key, value in os.environ.items() if key not in (
+        "ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY", "DNNL_PRIMITIVE_CACHE_CAPACITY", "ONEDNN_VERBOSE")}
+    env.update(values)
+    return env
 
 
 @pytest.mark.parametrize("user_value", [None, "1024"])
@@ -237,24 +246,58 @@ def test_kernel_caches_are_bounded_unless_the_user_says_otherwise(tmp_path, user
     """Every new GEMM shape left a compiled oneDNN kernel (~0.6 MB) in two 1,024-entry caches: a scan's resident
     set grew with its length. `apply_process_settings` caps both (process_settings.py); a user's value is kept."""
     import json
-    import os
     import subprocess
     import sys
 
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")}
-    if user_value:
-        env.update(ONEDNN_PRIMITIVE_CACHE_CAPACITY=user_value, LRU_CACHE_CAPACITY=user_value)
+    env = _clean_env(**({"ONEDNN_PRIMITIVE_CACHE_CAPACITY": user_value, "LRU_CACHE_CAPACITY": user_value}
+                        if user_value else {}))
     result = subprocess.run([sys.executable, "-c", KERNEL_CACHE_PROBE], capture_output=True, text=True, timeout=300,
                             env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     if user_value is None:
         assert report["settings"] == {"bounded_kernel_caches": True}
-        assert report["growth_mb"] < 15, report       # 16 entries at most, whatever the number of shapes
+        assert report["growth_mb"] < 20, report       # full at 128 entries: the last 300 shapes add nothing
     else:
         assert report["settings"] == {"bounded_kernel_caches": False}
-        assert report["growth_mb"] > 50, report       # 160 new shapes, 160 kept kernels: the growth it prevents
+        assert report["growth_mb"] > 100, report      # 300 new shapes, 300 more kept kernels: what the bound stops
+
+
+REPEAT_PROBE = """
+import random, sys
+from genalm_models.process_settings import apply_process_settings
+
+apply_process_settings("test", huge_pages=False, keep_freed_memory=False)
+import torch
+from kipoi_genalm.adapter import FolderModel, PredictOptions
+from kipoi_genalm.cli import GROUP_DIR
+
+precision = "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+model = FolderModel(GROUP_DIR / "promoter_300", PredictOptions(precision=precision, device="cpu"))
+random.seed(1)
+sequences = ["".join(random.choice("ACGT") for _ in range(300)) for _ in range(8)]
+for _ in range(int(sys.argv[1])):
+    model.predict(sequences)
+"""
+
+
+def test_the_bound_leaves_room_for_a_whole_forward_pass(tmp_path):
+    """One forward pass uses ~25 kernels in bf16 (blocked attention included): a cache smaller than that rebuilds
+    them on every call (2x slower). With the bound, calls at one shape after the first build no kernel (oneDNN's
+    verbose log: `create:cache_miss` lines), while a 16-entry cache rebuilds them on every call."""
+    import subprocess
+    import sys
+
+    def misses(calls: int, **env: str) -> int:
+        result = subprocess.run([sys.executable, "-c", REPEAT_PROBE, str(calls)], capture_output=True, text=True,
+                                timeout=300, env=_clean_env(ONEDNN_VERBOSE="2", **env), cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-2000:]
+        return result.stdout.count("create:cache_miss")
+
+    first = misses(1)
+    assert first > 0 and misses(3) == first
+    small = {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "16", "LRU_CACHE_CAPACITY": "16"}
+    assert misses(3, **small) > misses(1, **small)
 
 
 PREDICTOR_PROBE = """
@@ -278,13 +321,10 @@ def test_a_cpu_predictor_bounds_the_kernel_caches_for_python_users(tiny_tokenize
     """Python users who never go through an entry point get the bound from the Predictor (before it packs the
     weights), as they get the freed-memory setting."""
     import json
-    import os
     import subprocess
     import sys
 
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")}
     result = subprocess.run([sys.executable, "-c", PREDICTOR_PROBE, str(tiny_tokenizer_dir)], capture_output=True,
-                            text=True, timeout=300, env=env, cwd=tmp_path)
+                            text=True, timeout=300, env=_clean_env(), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"before": [None, None], "after": ["16", "16"]}
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"before": [None, None], "after": ["128", "128"]}

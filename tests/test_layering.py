@@ -44,7 +44,8 @@ def run_python(pieces: list[str], tmp_path: Path, env: dict | None = None) -> di
     """Run the code pieces (each dedented) in a fresh interpreter (HOME in tmp_path: importing kipoi writes
     ~/.kipoi); the code prints one JSON document last."""
     environment = {k: v for k, v in os.environ.items()
-                   if k not in ("THP_MEM_ALLOC_ENABLE", "LRU_CACHE_CAPACITY", "ONEDNN_PRIMITIVE_CACHE_CAPACITY")}
+                   if k not in ("THP_MEM_ALLOC_ENABLE", "LRU_CACHE_CAPACITY", "ONEDNN_PRIMITIVE_CACHE_CAPACITY",
+                                "DNNL_PRIMITIVE_CACHE_CAPACITY")}
     environment.update(HOME=str(tmp_path), OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     environment.update(env or {})
     result = subprocess.run([sys.executable, "-c", "\n".join(map(textwrap.dedent, pieces))],
@@ -242,24 +243,25 @@ def test_process_settings_once_and_the_users_choice_kept(tmp_path):
                                                                 "ONEDNN_PRIMITIVE_CACHE_CAPACITY")]}))
     """]
     result = run_python(code, tmp_path)
-    assert result["env"] == ["1", "16", "16"]
+    assert result["env"] == ["1", "128", "128"]
     assert result["first"] == result["second"] == {"huge_pages": True, "keep_freed_memory": True,
                                                    "bounded_kernel_caches": True}
     assert len(result["records"]) == 3 and all("first caller" in r[2] for r in result["records"])
     assert "THP_MEM_ALLOC_ENABLE=1, set by first caller" in result["records"][0][2]
-    assert "ONEDNN_PRIMITIVE_CACHE_CAPACITY=16, LRU_CACHE_CAPACITY=16" in result["records"][1][2]
+    assert "ONEDNN_PRIMITIVE_CACHE_CAPACITY=128, LRU_CACHE_CAPACITY=128" in result["records"][1][2]
 
     user = run_python(code, tmp_path, env={"THP_MEM_ALLOC_ENABLE": "0", "MALLOC_MMAP_THRESHOLD_": "131072",
-                                           "LRU_CACHE_CAPACITY": "4096"})
-    assert user["env"] == ["0", "4096", "16"]
+                                           "LRU_CACHE_CAPACITY": "4096", "DNNL_PRIMITIVE_CACHE_CAPACITY": "64"})
+    assert user["env"] == ["0", "4096", None]   # oneDNN's older name counts as the user's value
     assert user["first"] == {"huge_pages": False, "keep_freed_memory": False, "bounded_kernel_caches": False}
     assert "as the user set it" in user["records"][0][2] and "the user set MALLOC" in user["records"][2][2]
-    assert "LRU_CACHE_CAPACITY=4096 as the user set it" in user["records"][1][2]
+    assert "DNNL_PRIMITIVE_CACHE_CAPACITY=64 as the user set it, LRU_CACHE_CAPACITY=4096 as the user set it" in \
+        user["records"][1][2]
 
 
 def test_the_clis_apply_the_process_settings(tmp_path):
-    """`python -m genalm_models.train` and `genalm-kipoi` set huge pages and kernel caches at start (seen by their
-    subcommands)."""
+    """`python -m genalm_models.train` and `genalm-kipoi` set huge pages at start, `genalm-kipoi` the kernel-cache
+    bound too (seen by their subcommands)."""
     from genalm_models.train import __main__ as train_cli
     from kipoi_genalm import cli
 
@@ -277,7 +279,7 @@ def test_the_clis_apply_the_process_settings(tmp_path):
         print(json.dumps([os.environ.get("THP_MEM_ALLOC_ENABLE"), os.environ.get("LRU_CACHE_CAPACITY")]))
         """
         seen[name] = run_python([code], tmp_path)
-    assert seen == {"train": ["1", "16"], "kipoi": ["1", "16"]}
+    assert seen == {"train": ["1", None], "kipoi": ["1", "128"]}   # the cache bound: inference only
 
 
 # ---- the Kipoi-free export ---------------------------------------------------------------------------------------

@@ -259,8 +259,9 @@ def main(argv: list[str] | None = None) -> None:
     from ..process_settings import apply_process_settings
 
     exit_cleanly_on_sigterm()  # SIGTERM (SLURM, docker, timeout, torchrun) cleans up like Ctrl-C
-    # huge pages and bounded kernel caches; keeping freed memory is opt-in for training (train.keep_freed_memory)
-    apply_process_settings("python -m genalm_models.train", keep_freed_memory=False)
+    # huge pages; keeping freed memory is opt-in for training (train.keep_freed_memory); the kernel-cache bound is
+    # an inference setting, not measured in training (process_settings.py)
+    apply_process_settings("python -m genalm_models.train", keep_freed_memory=False, bounded_kernel_caches=False)
     try:
         args.func(args)
     except (ValueError, FileNotFoundError) as err:
