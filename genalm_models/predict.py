@@ -16,6 +16,10 @@ loop. It owns:
 - CPU threads: before every batch, the count of `cpu_threads.ThreadPolicy` (the affinity mask, a user's
   GENALM_THREADS / OMP_NUM_THREADS / torch.set_num_threads, and the CPUs other processes leave free); the caller's
   count is back when a public call returns;
+- on CPU, two process-wide settings when a Predictor is built: freed memory kept for reuse
+  (`inference.keep_freed_memory`; `keep_freed_memory=False` opts out) and the kernel-cache bound
+  (`process_settings.bound_kernel_caches`: sets LRU_CACHE_CAPACITY / ONEDNN_PRIMITIVE_CACHE_CAPACITY unless the user
+  set them; the process's environment, so child processes inherit it);
 - optional reverse-complement averaging;
 - masked-LM log-probabilities (`masked_log_probs`: several tokens masked together, `masked_token_log_probs`: one
   at a time, `pseudo_log_likelihood`): the zero-shot variant scores of the MLM model.
