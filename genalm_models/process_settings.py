@@ -13,9 +13,10 @@ programs that want them call `apply_process_settings(caller)` once, early:
 - bounded kernel caches (`bound_kernel_caches`): oneDNN keeps a compiled kernel for every GEMM shape it has run
   (ONEDNN_PRIMITIVE_CACHE_CAPACITY) and PyTorch's ideep layer keeps its own cache of them (LRU_CACHE_CAPACITY),
   1,024 entries each by default. Every new batch shape (batch x tokens: BPE windows of one length in bp vary in
-  tokens) adds entries, so a long scan's resident set kept growing (one fp32 GEMM shape: ~0.6 MB of malloc'd
-  memory per new shape, `tests/test_bounded_memory.py`; a 4 Mb splice scan: +130 MB fp32, +430 MB bf16 and still
-  rising; `bench/bench_scale_out.py --parts caches`, README "Genome-scale runs"). Both are set to
+  tokens) adds entries, so a long scan's resident set kept growing (one small fp32 GEMM: ~0.6 MB of malloc'd
+  memory per new shape, `tests/test_bounded_memory.py`; a 4 Mb splice scan's peak: 898 MB fp32 and 1,192 MB bf16
+  with 1,024 entries, 746 and 754 MB bounded, `bench/bench_scale_out.py --parts caches`, README "Genome-scale
+  runs"). Both are set to
   `KERNEL_CACHE_ENTRIES` (128) unless the user set them (also the older name DNNL_PRIMITIVE_CACHE_CAPACITY). Not
   fewer: one bf16 forward pass of a bundled model uses 21-25 kernels and the blocked attention more, and at 16-64
   entries bf16 calls rebuilt kernels on every call (up to 2.6x slower); at 128 the measured speed is the
