@@ -8,7 +8,7 @@ import platform
 def describe() -> str:
     import torch
 
-    from genalm_models.process_settings import KERNEL_CACHE_VARIABLES, apply_process_settings
+    from genalm_models.process_settings import KERNEL_CACHE_VARIABLES, apply_process_settings, kernel_cache_setting
 
     # the benchmarks' default (process_settings.py), in force when nothing was allocated yet; benchmarks that build a
     # model before printing this call apply_process_settings first themselves (bench_inference, bench_official,
@@ -30,7 +30,7 @@ def describe() -> str:
     except OSError:
         pass
     huge = os.environ.get("THP_MEM_ALLOC_ENABLE", "0") not in ("", "0")
-    caches = "/".join(os.environ.get(name, "1024") for name in KERNEL_CACHE_VARIABLES)
+    caches = "/".join((kernel_cache_setting(name) or (name, "1024"))[1] for name in KERNEL_CACHE_VARIABLES)
     parts = [f"CPU: {cpu} ({os.cpu_count()} logical cores; torch threads {torch.get_num_threads()}; {flags}; "
              f"huge pages for torch CPU tensors: {'on' if huge else 'off'}; oneDNN/ideep kernel cache entries: "
              f"{caches})",

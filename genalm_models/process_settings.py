@@ -16,15 +16,14 @@ programs that want them call `apply_process_settings(caller)` once, early:
   tokens) adds entries, so a long scan's resident set kept growing (one small fp32 GEMM: ~0.6 MB of malloc'd
   memory per new shape, `tests/test_bounded_memory.py`; a 4 Mb splice scan's peak: 898 MB fp32 and 1,192 MB bf16
   with 1,024 entries, 746 and 754 MB bounded, `bench/bench_scale_out.py --parts caches`, README "Genome-scale
-  runs"). Both are set to
-  `KERNEL_CACHE_ENTRIES` (128) unless the user set them (also the older name DNNL_PRIMITIVE_CACHE_CAPACITY). Not
-  fewer: one bf16 forward pass of a bundled model uses 21-25 kernels and the blocked attention more, and at 16-64
-  entries bf16 calls rebuilt kernels on every call (up to 2.6x slower); at 128 the measured speed is the
-  1,024-entry one (same README section). oneDNN and ideep read the variables when they build their first kernel,
-  so they must be set before a model runs; a value the user set is left alone (LRU_CACHE_CAPACITY=1024
-  ONEDNN_PRIMITIVE_CACHE_CAPACITY=1024 restores the libraries' default). `Predictor` on CPU applies it too, before
-  it packs the weights (without effect where oneDNN already ran in the process, e.g. the evaluation of a training
-  run after its first steps). The training entry point does not apply it (not measured there).
+  runs"). Both are set to `KERNEL_CACHE_ENTRIES` (128) unless the user set them (also the older name
+  DNNL_PRIMITIVE_CACHE_CAPACITY). Not much fewer: one bf16 forward pass of a bundled model builds ~25 kernels, and
+  at 16 entries every bf16 call rebuilt them (`tests/test_bounded_memory.py` counts oneDNN's cache misses); at 128
+  the measured speed is the 1,024-entry one (same README section). oneDNN and ideep read the variables when they
+  build their first kernel, so they must be set before a model runs; a value the user set is left alone
+  (LRU_CACHE_CAPACITY=1024 ONEDNN_PRIMITIVE_CACHE_CAPACITY=1024 restores the libraries' default). `Predictor` on
+  CPU applies it too, before it packs the weights (without effect where oneDNN already ran in the process, e.g. the
+  evaluation of a training run after its first steps). The training entry point does not apply it (not measured there).
 
 Who calls it: `python -m genalm_models.train` (huge pages only), the `genalm-kipoi` command (huge pages and kernel
 caches; its predictions build a `Predictor`, which keeps freed memory), the Kipoi model class
@@ -62,6 +61,15 @@ def use_huge_pages(caller: str) -> bool:
     return _applied["huge_pages"]
 
 
+def kernel_cache_setting(name: str) -> tuple[str, str] | None:
+    """(variable, value) the user set for kernel cache `name` (one of KERNEL_CACHE_VARIABLES, or oneDNN's older
+    name for it), or None when neither is in the environment."""
+    for variable in (name, _OLDER_NAMES.get(name)):
+        if variable and variable in os.environ:
+            return variable, os.environ[variable]
+    return None
+
+
 def bound_kernel_caches(caller: str) -> bool:
     """Cap oneDNN's and ideep's kernel caches at KERNEL_CACHE_ENTRIES entries each (module docstring), leaving a
     variable the user set alone (a value that is not a whole number gets a warning: oneDNN would read it as 0, no
@@ -69,17 +77,18 @@ def bound_kernel_caches(caller: str) -> bool:
     if "bounded_kernel_caches" not in _applied:
         values, bounded = [], True
         for name in KERNEL_CACHE_VARIABLES:
-            user_name = next((n for n in (name, _OLDER_NAMES.get(name)) if n and n in os.environ), None)
-            if user_name is None:
+            setting = kernel_cache_setting(name)
+            if setting is None:
                 os.environ[name] = str(KERNEL_CACHE_ENTRIES)
                 values.append(f"{name}={KERNEL_CACHE_ENTRIES}")
                 continue
-            value = os.environ[user_name]
-            values.append(f"{user_name}={value} as the user set it")
-            if not value.strip().isdigit():
+            variable, value = setting
+            values.append(f"{variable}={value} as the user set it")
+            whole = value.strip().isdigit()
+            if not whole:
                 log.warning("%s=%r is not a whole number: oneDNN reads it as 0 (no kernel cache: every model call "
-                            "rebuilds its kernels)", user_name, value)
-            bounded = bounded and value.strip().isdigit() and int(value) < 1024
+                            "rebuilds its kernels)", variable, value)
+            bounded = bounded and whole and int(value) < 1024
         log.debug("kernel caches: %s (set by %s)", ", ".join(values), caller)
         _applied["bounded_kernel_caches"] = bounded
     return _applied["bounded_kernel_caches"]
