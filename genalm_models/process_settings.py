@@ -72,8 +72,9 @@ def kernel_cache_setting(name: str) -> tuple[str, str] | None:
 
 def bound_kernel_caches(caller: str) -> bool:
     """Cap oneDNN's and ideep's kernel caches at KERNEL_CACHE_ENTRIES entries each (module docstring), leaving a
-    variable the user set alone (a value that is not a whole number gets a warning: oneDNN would read it as 0, no
-    cache); returns whether both caches are asked to stay below their 1,024-entry default. Once per process."""
+    variable the user set alone (a oneDNN value that is not a whole number gets a warning: oneDNN reads it as 0, no
+    cache); returns whether both caches are asked to stay below their 1,024-entry default. Once per process.
+    Raises ValueError for an LRU_CACHE_CAPACITY that is not a whole number >= 1 (ideep segfaults on it)."""
     if "bounded_kernel_caches" not in _applied:
         values, bounded = [], True
         for name in KERNEL_CACHE_VARIABLES:
@@ -85,6 +86,9 @@ def bound_kernel_caches(caller: str) -> bool:
             variable, value = setting
             values.append(f"{variable}={value} as the user set it")
             whole = value.strip().isdigit()
+            if variable == "LRU_CACHE_CAPACITY" and not (whole and int(value) >= 1):
+                raise ValueError(f"{variable}={value!r}: expected a whole number >= 1 (PyTorch's ideep layer crashes "
+                                 f"on 0 or a non-number); unset it for the bound of {KERNEL_CACHE_ENTRIES} entries")
             if not whole:
                 log.warning("%s=%r is not a whole number: oneDNN reads it as 0 (no kernel cache: every model call "
                             "rebuilds its kernels)", variable, value)

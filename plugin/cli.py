@@ -432,13 +432,13 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     exit_cleanly_on_sigterm()  # SIGTERM (SLURM, docker, timeout) cleans up like Ctrl-C
-    # huge pages and bounded kernel caches, before any model is built (process_settings.py); the Predictor keeps
-    # freed memory itself (no torch import here for commands that never predict)
-    apply_process_settings("genalm-kipoi", keep_freed_memory=False)
     install_warning_handler()  # warnings are shown and counted for the outputs' provenance (provenance.py)
     from .registration import RegistrationError
 
     try:
+        # huge pages and bounded kernel caches, before any model is built (process_settings.py); the Predictor
+        # keeps freed memory itself (no torch import here for commands that never predict)
+        apply_process_settings("genalm-kipoi", keep_freed_memory=False)
         return args.func(args)
     except RegistrationError as err:
         print(f"error: {err}", file=sys.stderr)

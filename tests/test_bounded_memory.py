@@ -331,3 +331,18 @@ def test_a_cpu_predictor_bounds_the_kernel_caches_for_python_users(tiny_tokenize
                             text=True, timeout=300, env=_clean_env(), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {"before": [None, None], "after": ["128", "128"]}
+
+
+@pytest.mark.parametrize("value", ["0", "abc"])
+def test_an_lru_cache_capacity_that_would_crash_ideep_is_refused(tmp_path, value):
+    """PyTorch's ideep layer segfaults on LRU_CACHE_CAPACITY=0 or a non-number (a scan died with exit code 139 after a
+    warning): refused with one line naming the variable, before any model runs."""
+    import subprocess
+    import sys
+
+    code = ("from genalm_models.process_settings import apply_process_settings\n"
+            "apply_process_settings('test', huge_pages=False, keep_freed_memory=False)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            env=_clean_env(LRU_CACHE_CAPACITY=value), cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"ValueError: LRU_CACHE_CAPACITY='{value}': expected a whole number >= 1" in result.stderr
